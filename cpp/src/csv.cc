@@ -1,0 +1,1 @@
+// csv.cc: placeholder, being written.

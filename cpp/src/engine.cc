@@ -1,0 +1,1 @@
+// engine.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// importer.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// sqlite_store.cc: placeholder, being written.

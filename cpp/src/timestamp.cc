@@ -1,0 +1,1 @@
+// timestamp.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// value.cc: placeholder, being written.

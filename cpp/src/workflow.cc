@@ -1,0 +1,1 @@
+// workflow.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// engine_test.cc: placeholder, being written.

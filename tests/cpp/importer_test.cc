@@ -1,0 +1,1 @@
+// importer_test.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// store_test.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// timestamp_test.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// workflow_test.cc: placeholder, being written.
