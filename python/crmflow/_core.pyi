@@ -61,6 +61,7 @@ class CallContext:
     only)."""
 
     transaction: Transaction  # the transaction before the transition
+    case: dict[str, Any]  # its attributes (same as transaction.attributes)
     event: str
     from_state: str
     to_state: str
@@ -109,8 +110,9 @@ class Engine:
     def register_guard(
         self, name: str, fn: Callable[[CallContext], Any]
     ) -> None:
-        """fn returns a truthy value to allow; False or a non-empty str
-        (the reason) refuses; a (bool, reason) tuple is also accepted."""
+        """fn returns a truthy value to allow and a falsy one to refuse; a
+        tuple (allowed, reason) refuses with that reason shown to the
+        caller."""
     def register_action(
         self, name: str, fn: Callable[[CallContext], None]
     ) -> None: ...
