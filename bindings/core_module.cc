@@ -1,1 +1,1206 @@
-// core_module.cc: placeholder
+// core_module.cc: the crmflow._core Python module.
+//
+// A thin layer over the C++ core: it converts arguments and results, keeps
+// Python callbacks alive exactly as long as the engine needs them, releases
+// the GIL around SQLite work, and maps every core Status to one exception of
+// crmflow._errors (ThrowStatus is the only place that does).  No engine logic
+// lives here.
+
+#include <Python.h>
+#include <datetime.h>
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "crmflow/engine.h"
+#include "crmflow/importer.h"
+#include "crmflow/status.h"
+#include "crmflow/timestamp.h"
+#include "crmflow/value.h"
+#include "crmflow/workflow.h"
+
+namespace py = pybind11;
+
+namespace crmflow {
+namespace {
+
+// Python objects looked up once at import.  They are leaked on purpose: the
+// interpreter may already be finalizing when static destructors run.
+struct Globals {
+  py::object errors_by_code;  // crmflow._errors.BY_CODE
+  py::object error_base;      // crmflow._errors.Error
+  py::object decimal_cls;     // decimal.Decimal
+  py::object json_dumps;      // json.dumps
+  py::object utc;             // datetime.timezone.utc
+};
+Globals* globals = nullptr;
+
+// Raises the crmflow._errors class of `status` with its message.
+[[noreturn]] void ThrowStatus(const Status& status) {
+  py::object cls = globals->error_base;
+  py::object by_code = globals->errors_by_code;
+  py::str key(CodeName(status.code()));
+  if (by_code.contains(key)) cls = by_code[key];
+  PyErr_SetString(cls.ptr(), status.message().c_str());
+  throw py::error_already_set();
+}
+
+void Check(const Status& status) {
+  if (!status.ok()) ThrowStatus(status);
+}
+
+template <typename T>
+T Take(StatusOr<T>&& result) {
+  if (!result.ok()) ThrowStatus(result.status());
+  return std::move(result).value();
+}
+
+[[noreturn]] void ThrowInvalid(const std::string& message) {
+  ThrowStatus(Status(Code::kInvalidArgument, message));
+}
+
+// Civil date from days since 1970-01-01 (proleptic Gregorian), after Howard
+// Hinnant's public-domain description of the algorithm.
+void CivilFromDays(int64_t z, int* y, int* m, int* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  *d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  *m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  *y = static_cast<int>(yoe + era * 400 + (*m <= 2 ? 1 : 0));
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+// Returns an aware UTC datetime for `t`.
+py::object DatetimeFromTimestamp(Timestamp t) {
+  const int64_t kDay = 86400LL * 1000000LL;
+  int64_t days = FloorDiv(t.micros, kDay);
+  int64_t rest = t.micros - days * kDay;
+  int y, m, d;
+  CivilFromDays(days, &y, &m, &d);
+  int64_t secs = rest / 1000000;
+  int us = static_cast<int>(rest % 1000000);
+  PyObject* dt = PyDateTimeAPI->DateTime_FromDateAndTime(
+      y, m, d, static_cast<int>(secs / 3600),
+      static_cast<int>((secs / 60) % 60), static_cast<int>(secs % 60), us,
+      globals->utc.ptr(), PyDateTimeAPI->DateTimeType);
+  if (dt == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(dt);
+}
+
+// Converts a Python time argument: int microseconds UTC, aware datetime, or
+// naive datetime read in `zone`.  `what` names the argument in errors.
+Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
+                              const char* what) {
+  if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+    if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      ThrowInvalid(std::string(what) + ": integer time out of range");
+    }
+    return Timestamp{v};
+  }
+  if (!PyDateTime_Check(obj.ptr())) {
+    ThrowInvalid(std::string(what) + ": expected a datetime or int "
+                 "microseconds (got " +
+                 std::string(Py_TYPE(obj.ptr())->tp_name) + ")");
+  }
+  int y = PyDateTime_GET_YEAR(obj.ptr());
+  int mo = PyDateTime_GET_MONTH(obj.ptr());
+  int d = PyDateTime_GET_DAY(obj.ptr());
+  int h = PyDateTime_DATE_GET_HOUR(obj.ptr());
+  int mi = PyDateTime_DATE_GET_MINUTE(obj.ptr());
+  int s = PyDateTime_DATE_GET_SECOND(obj.ptr());
+  int us = PyDateTime_DATE_GET_MICROSECOND(obj.ptr());
+  py::object offset = obj.attr("utcoffset")();
+  if (offset.is_none()) {
+    auto r = zone.FromCivil(y, mo, d, h, mi, s, us);
+    if (!r.ok()) ThrowStatus(r.status());
+    return r.value();
+  }
+  auto r = Timestamp::FromCivilUtc(y, mo, d, h, mi, s, us);
+  if (!r.ok()) ThrowStatus(r.status());
+  int64_t off = (static_cast<int64_t>(PyDateTime_DELTA_GET_DAYS(offset.ptr())) *
+                     86400 +
+                 PyDateTime_DELTA_GET_SECONDS(offset.ptr())) *
+                    1000000 +
+                PyDateTime_DELTA_GET_MICROSECONDS(offset.ptr());
+  return Timestamp{r.value().micros - off};
+}
+
+std::optional<Timestamp> OptionalTime(py::handle obj, const TimeZone& zone,
+                                      const char* what) {
+  if (obj.is_none()) return std::nullopt;
+  return TimestampFromPython(obj, zone, what);
+}
+
+// Returns the Python object for an attribute value.
+py::object ValueToPython(const Value& v) {
+  switch (v.type()) {
+    case ValueType::kNull:
+      return py::none();
+    case ValueType::kText:
+      return py::str(v.text());
+    case ValueType::kInteger:
+      return py::int_(v.integer());
+    case ValueType::kDecimal:
+      return globals->decimal_cls(py::str(v.decimal().ToString()));
+    case ValueType::kTimestamp:
+      return DatetimeFromTimestamp(v.timestamp());
+    case ValueType::kDuration: {
+      int64_t us = v.duration().micros;
+      const int64_t kDay = 86400LL * 1000000LL;
+      int64_t days = FloorDiv(us, kDay);
+      int64_t rest = us - days * kDay;
+      PyObject* td = PyDelta_FromDSU(static_cast<int>(days),
+                                     static_cast<int>(rest / 1000000),
+                                     static_cast<int>(rest % 1000000));
+      if (td == nullptr) throw py::error_already_set();
+      return py::reinterpret_steal<py::object>(td);
+    }
+    case ValueType::kBoolean:
+      return py::bool_(v.boolean());
+  }
+  return py::none();
+}
+
+// Converts a Python attribute value; `name` names it in errors.
+Value ValueFromPython(py::handle obj, const TimeZone& zone,
+                      const std::string& name) {
+  if (obj.is_none()) return Value();
+  if (PyBool_Check(obj.ptr())) return Value::Bool(obj.ptr() == Py_True);
+  if (PyLong_Check(obj.ptr())) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+    if (overflow != 0) {
+      ThrowInvalid("attribute \"" + name +
+                   "\": integer out of 64-bit range (use a Decimal)");
+    }
+    return Value::Integer(v);
+  }
+  if (PyUnicode_Check(obj.ptr())) {
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
+    if (data == nullptr) {
+      PyErr_Clear();
+      ThrowInvalid("attribute \"" + name + "\": text is not valid UTF-8");
+    }
+    return Value::Text(std::string(data, static_cast<size_t>(size)));
+  }
+  if (PyFloat_Check(obj.ptr())) {
+    ThrowInvalid("attribute \"" + name +
+                 "\": binary floats are refused (use decimal.Decimal for "
+                 "money or int)");
+  }
+  if (py::isinstance(obj, globals->decimal_cls)) {
+    std::string text = py::str(obj);
+    auto d = Decimal::Parse(text);
+    if (!d.ok()) {
+      ThrowInvalid("attribute \"" + name + "\": decimal " + text +
+                   " not representable (expected a finite value with at "
+                   "most 18 decimal places)");
+    }
+    return Value::Dec(d.value());
+  }
+  if (PyDateTime_Check(obj.ptr())) {
+    return Value::Time(TimestampFromPython(obj, zone, name.c_str()));
+  }
+  if (PyDelta_Check(obj.ptr())) {
+    int64_t us =
+        (static_cast<int64_t>(PyDateTime_DELTA_GET_DAYS(obj.ptr())) * 86400 +
+         PyDateTime_DELTA_GET_SECONDS(obj.ptr())) *
+            1000000 +
+        PyDateTime_DELTA_GET_MICROSECONDS(obj.ptr());
+    return Value::Span(Duration{us});
+  }
+  ThrowInvalid("attribute \"" + name + "\": unsupported type " +
+               std::string(Py_TYPE(obj.ptr())->tp_name) +
+               " (expected str, int, bool, Decimal, datetime, timedelta or "
+               "None)");
+}
+
+Attributes AttributesFromPython(py::handle obj, const TimeZone& zone) {
+  Attributes attrs;
+  if (obj.is_none()) return attrs;
+  if (!PyDict_Check(obj.ptr())) ThrowInvalid("attributes: expected a dict");
+  for (auto item : py::reinterpret_borrow<py::dict>(obj)) {
+    if (!PyUnicode_Check(item.first.ptr())) {
+      ThrowInvalid("attributes: names must be str");
+    }
+    std::string name = py::cast<std::string>(item.first);
+    SetAttribute(attrs, name, ValueFromPython(item.second, zone, name));
+  }
+  return attrs;
+}
+
+py::dict AttributesToPython(const Attributes& attrs) {
+  py::dict d;
+  for (const auto& [name, value] : attrs) d[py::str(name)] = ValueToPython(value);
+  return d;
+}
+
+// Converts a str argument, refusing surrogates and other non-UTF-8 text
+// with a message naming the argument.
+std::string TextArg(py::handle obj, const char* what) {
+  if (!PyUnicode_Check(obj.ptr())) {
+    ThrowInvalid(std::string(what) + ": expected str (got " +
+                 std::string(Py_TYPE(obj.ptr())->tp_name) + ")");
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    ThrowInvalid(std::string(what) + ": text is not valid UTF-8");
+  }
+  return std::string(data, static_cast<size_t>(size));
+}
+
+// A payload argument: str stored verbatim, anything else as JSON.
+std::string PayloadArg(py::handle obj) {
+  if (obj.is_none()) return std::string();
+  if (PyUnicode_Check(obj.ptr())) return TextArg(obj, "payload");
+  py::object text =
+      globals->json_dumps(obj, py::arg("ensure_ascii") = false);
+  return TextArg(text, "payload");
+}
+
+// Keeps a Python callable alive for as long as the engine holds any copy of
+// the std::function, and drops the reference with the GIL held, whichever
+// thread destroys the last copy.
+std::shared_ptr<py::object> Hold(py::object fn) {
+  return std::shared_ptr<py::object>(new py::object(std::move(fn)),
+                                     [](py::object* p) {
+                                       py::gil_scoped_acquire gil;
+                                       delete p;
+                                     });
+}
+
+// The snapshot a Python callback receives.
+struct PyCallContext {
+  Transaction transaction;
+  std::string event;
+  std::string from_state;
+  std::string to_state;
+  int64_t time = 0;
+  std::string actor;
+  std::string payload;
+};
+
+PyCallContext Snapshot(const CallContext& c) {
+  PyCallContext p;
+  p.transaction = c.txn;
+  p.event = std::string(c.event);
+  p.from_state = std::string(c.from_state);
+  p.to_state = std::string(c.to_state);
+  p.time = c.time.micros;
+  p.actor = std::string(c.actor);
+  p.payload = std::string(c.payload);
+  return p;
+}
+
+// Releases the GIL only where the work is worth it (SQLite I/O); the memory
+// store is fast enough that the release would cost more than it frees.
+class MaybeRelease {
+ public:
+  explicit MaybeRelease(bool release) {
+    if (release) state_ = PyEval_SaveThread();
+  }
+  ~MaybeRelease() {
+    if (state_ != nullptr) PyEval_RestoreThread(state_);
+  }
+  MaybeRelease(const MaybeRelease&) = delete;
+  MaybeRelease& operator=(const MaybeRelease&) = delete;
+
+ private:
+  PyThreadState* state_ = nullptr;
+};
+
+// The Python-facing engine: owns the core Engine and the zone for naive
+// datetimes.
+class PyEngine {
+ public:
+  PyEngine(const std::string& path, py::object clock, const std::string& zone)
+      : path_(path) {
+    zone_ = Take(TimeZone::Load(zone));
+    EngineOptions options;
+    options.path = path;
+    if (!clock.is_none()) {
+      auto held = Hold(std::move(clock));
+      TimeZone tz = zone_;
+      options.clock = [held, tz]() {
+        py::gil_scoped_acquire gil;
+        py::object r = (*held)();
+        return TimestampFromPython(r, tz, "clock()");
+      };
+    }
+    release_ = !path.empty();
+    auto engine = [&] {
+      MaybeRelease nogil(release_);
+      return Engine::Open(std::move(options));
+    }();
+    engine_ = Take(std::move(engine));
+  }
+
+  ~PyEngine() {
+    // Callbacks hold Python references; drop them while the GIL is held.
+    if (engine_) engine_->ClearCallbacks();
+  }
+
+  Engine& engine() {
+    if (!engine_) {
+      ThrowStatus(Status(Code::kInvalidArgument,
+                         "engine for \"" + path_ + "\" is closed"));
+    }
+    return *engine_;
+  }
+
+  void Close() {
+    if (!engine_) return;
+    engine_->ClearCallbacks();
+    MaybeRelease nogil(release_);
+    engine_.reset();
+  }
+
+  bool release() const { return release_; }
+  const TimeZone& zone() const { return zone_; }
+  const std::string& path() const { return path_; }
+
+  // Returns an interned Python str for a state name, so that fire does not
+  // allocate a new str on every call.
+  py::object StateName(const std::string& name) {
+    auto it = state_names_.find(name);
+    if (it != state_names_.end()) return it->second;
+    py::object s = py::str(name);
+    state_names_.emplace(name, s);
+    return s;
+  }
+
+ private:
+  std::string path_;
+  TimeZone zone_;
+  bool release_ = false;
+  std::unique_ptr<Engine> engine_;
+  std::unordered_map<std::string, py::object> state_names_;
+};
+
+StateRole RoleFromString(const std::string& role) {
+  if (role == "initial") return StateRole::kInitial;
+  if (role == "terminal") return StateRole::kTerminal;
+  if (role == "normal" || role.empty()) return StateRole::kNormal;
+  ThrowInvalid("state role \"" + role +
+               "\" unknown (expected initial, terminal or normal)");
+}
+
+const char* RoleName(StateRole role) {
+  switch (role) {
+    case StateRole::kInitial:
+      return "initial";
+    case StateRole::kTerminal:
+      return "terminal";
+    case StateRole::kNormal:
+      break;
+  }
+  return "normal";
+}
+
+const char* ProblemKindName(Problem::Kind kind) {
+  switch (kind) {
+    case Problem::Kind::kNoInitialState:
+      return "no_initial_state";
+    case Problem::Kind::kSeveralInitialStates:
+      return "several_initial_states";
+    case Problem::Kind::kNoTerminalState:
+      return "no_terminal_state";
+    case Problem::Kind::kUnreachableState:
+      return "unreachable_state";
+    case Problem::Kind::kDeadEnd:
+      return "dead_end";
+    case Problem::Kind::kAmbiguousTransition:
+      return "ambiguous_transition";
+    case Problem::Kind::kUnknownName:
+      return "unknown_name";
+    case Problem::Kind::kTerminalHasExit:
+      return "terminal_has_exit";
+  }
+  return "unknown";
+}
+
+// Columnar conversion of history rows for a fast DataFrame.
+py::dict HistoryColumns(const std::vector<HistoryRow>& rows) {
+  const size_t n = rows.size();
+  py::list seq(n), txn(n), event(n), from(n), to(n), time(n), actor(n),
+      payload(n), internal(n), wfv(n), source(n);
+  for (size_t i = 0; i < n; ++i) {
+    const HistoryRow& r = rows[i];
+    seq[i] = py::int_(r.seq);
+    txn[i] = py::str(r.transaction_id);
+    event[i] = py::str(r.event);
+    from[i] = r.from_state.empty() ? py::object(py::none())
+                                   : py::object(py::str(r.from_state));
+    to[i] = py::str(r.to_state);
+    time[i] = py::int_(r.time.micros);
+    actor[i] = r.actor.empty() ? py::object(py::none())
+                               : py::object(py::str(r.actor));
+    payload[i] = r.payload.empty() ? py::object(py::none())
+                                   : py::object(py::str(r.payload));
+    internal[i] = py::bool_(r.internal);
+    wfv[i] = py::int_(r.workflow_version);
+    source[i] = r.source.empty() ? py::object(py::none())
+                                 : py::object(py::str(r.source));
+  }
+  py::dict d;
+  d["seq"] = seq;
+  d["transaction_id"] = txn;
+  d["event"] = event;
+  d["from_state"] = from;
+  d["to_state"] = to;
+  d["time"] = time;
+  d["actor"] = actor;
+  d["payload"] = payload;
+  d["internal"] = internal;
+  d["workflow_version"] = wfv;
+  d["source"] = source;
+  return d;
+}
+
+py::dict DeviationColumns(const std::vector<Deviation>& rows) {
+  const size_t n = rows.size();
+  py::list id(n), txn(n), kind(n), pos(n), state(n), event(n), time(n),
+      reason(n), source(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Deviation& r = rows[i];
+    id[i] = py::int_(r.id);
+    txn[i] = py::str(r.transaction_id);
+    kind[i] = py::str(r.kind);
+    pos[i] = py::int_(r.position);
+    state[i] = py::str(r.state);
+    event[i] = py::str(r.event);
+    time[i] = py::int_(r.time.micros);
+    reason[i] = py::str(r.reason);
+    source[i] = r.source.empty() ? py::object(py::none())
+                                 : py::object(py::str(r.source));
+  }
+  py::dict d;
+  d["id"] = id;
+  d["transaction_id"] = txn;
+  d["kind"] = kind;
+  d["position"] = pos;
+  d["state"] = state;
+  d["event"] = event;
+  d["time"] = time;
+  d["reason"] = reason;
+  d["source"] = source;
+  return d;
+}
+
+// Reads an optional key of an import mapping dict.
+template <typename T>
+void Opt(const py::dict& m, const char* key, T* out) {
+  if (m.contains(key) && !m[key].is_none()) {
+    try {
+      *out = py::cast<T>(m[key]);
+    } catch (const py::cast_error&) {
+      ThrowInvalid(std::string("mapping key \"") + key +
+                   "\" has the wrong type");
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> PairsOpt(const py::dict& m,
+                                                          const char* key) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!m.contains(key) || m[key].is_none()) return out;
+  py::handle h = m[key];
+  if (PyDict_Check(h.ptr())) {
+    for (auto item : py::reinterpret_borrow<py::dict>(h)) {
+      out.emplace_back(py::cast<std::string>(item.first),
+                       py::cast<std::string>(item.second));
+    }
+    return out;
+  }
+  try {
+    return py::cast<std::vector<std::pair<std::string, std::string>>>(h);
+  } catch (const py::cast_error&) {
+    ThrowInvalid(std::string("mapping key \"") + key +
+                 "\" must be a dict of str to str");
+  }
+}
+
+const char* kMappingKeys[] = {
+    "kind",           "case_columns",    "customer_column", "parent_column",
+    "id_prefix",      "attributes",      "time_format",     "time_zone",
+    "null_values",    "delimiter",       "on_error",        "commit_every",
+    "activity_column", "time_column",    "actor_column",    "payload_columns",
+    "activity_map",   "status_map",      "created_column",  "milestones",
+    "status_column"};
+
+CommonMapping CommonFromDict(const py::dict& m) {
+  for (auto item : m) {
+    std::string key = py::cast<std::string>(py::str(item.first));
+    bool known = false;
+    for (const char* k : kMappingKeys) known = known || key == k;
+    if (!known) ThrowInvalid("mapping key \"" + key + "\" unknown");
+  }
+  CommonMapping c;
+  Opt(m, "kind", &c.kind);
+  Opt(m, "case_columns", &c.case_columns);
+  Opt(m, "customer_column", &c.customer_column);
+  Opt(m, "parent_column", &c.parent_column);
+  Opt(m, "id_prefix", &c.id_prefix);
+  if (m.contains("attributes") && !m["attributes"].is_none()) {
+    for (auto item : py::reinterpret_borrow<py::iterable>(m["attributes"])) {
+      auto t = py::cast<std::vector<std::string>>(item);
+      if (t.size() != 3) {
+        ThrowInvalid("mapping attributes: expected (column, attribute, "
+                     "type) triples");
+      }
+      ColumnAttribute a;
+      a.column = t[0];
+      a.attribute = t[1];
+      a.type = Take(ParseValueType(t[2]));
+      c.attributes.push_back(std::move(a));
+    }
+  }
+  Opt(m, "time_format", &c.time_format);
+  Opt(m, "time_zone", &c.time_zone);
+  Opt(m, "null_values", &c.null_values);
+  std::string delimiter;
+  Opt(m, "delimiter", &delimiter);
+  if (delimiter.size() > 1) {
+    ThrowInvalid("mapping delimiter \"" + delimiter +
+                 "\" must be one character");
+  }
+  c.csv.delimiter = delimiter.empty() ? 0 : delimiter[0];
+  std::string on_error = "collect";
+  Opt(m, "on_error", &on_error);
+  if (on_error == "raise") {
+    c.on_error = OnError::kRaise;
+  } else if (on_error != "collect") {
+    ThrowInvalid("on_error \"" + on_error +
+                 "\" unknown (expected collect or raise)");
+  }
+  Opt(m, "commit_every", &c.commit_every);
+  return c;
+}
+
+py::dict SummaryToPython(const ImportSummary& s) {
+  py::dict d;
+  d["file"] = s.file;
+  d["kind"] = s.kind;
+  d["rows"] = s.rows;
+  d["cases"] = s.cases;
+  d["created"] = s.created;
+  d["events_applied"] = s.events_applied;
+  d["deviations"] = s.deviations;
+  d["unchanged"] = s.unchanged;
+  d["ignored"] = s.ignored;
+  d["skipped"] = s.skipped;
+  d["inferred"] = s.inferred;
+  py::list rejects;
+  for (const Reject& r : s.rejects) {
+    rejects.append(py::make_tuple(r.file, r.line, r.column, r.case_id,
+                                  r.reason));
+  }
+  d["rejects"] = rejects;
+  return d;
+}
+
+py::object ReportToPython(const std::vector<KindReport>& reports) {
+  py::list out;
+  for (const KindReport& k : reports) {
+    py::dict d;
+    d["kind"] = k.kind;
+    d["transactions"] = k.transactions;
+    py::dict by_state, reached;
+    for (const auto& [s, n] : k.by_state) by_state[py::str(s)] = n;
+    for (const auto& [s, n] : k.reached) reached[py::str(s)] = n;
+    d["by_state"] = by_state;
+    d["reached"] = reached;
+    py::list transitions;
+    for (const auto& t : k.transitions) {
+      py::dict td;
+      td["from_state"] = t.from_state;
+      td["to_state"] = t.to_state;
+      td["event"] = t.event;
+      td["count"] = t.count;
+      td["median_seconds"] = t.median_seconds;
+      td["p90_seconds"] = t.p90_seconds;
+      transitions.append(td);
+    }
+    d["transitions"] = transitions;
+    d["deviations"] = k.deviations;
+    out.append(d);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace crmflow
+
+PYBIND11_MODULE(_core, m) {
+  using namespace crmflow;
+  m.doc() = "crmflow core engine (C++); use the crmflow package instead";
+
+  PyDateTime_IMPORT;
+  if (PyDateTimeAPI == nullptr) throw py::error_already_set();
+  globals = new Globals();
+  py::module_ errors = py::module_::import("crmflow._errors");
+  globals->errors_by_code = errors.attr("BY_CODE");
+  globals->error_base = errors.attr("Error");
+  globals->decimal_cls = py::module_::import("decimal").attr("Decimal");
+  globals->json_dumps = py::module_::import("json").attr("dumps");
+  globals->utc = py::module_::import("datetime").attr("timezone").attr("utc");
+
+  py::class_<Workflow>(m, "Workflow")
+      .def(py::init<std::string, int>(), py::arg("name"),
+           py::arg("version") = 1)
+      .def_property_readonly("name", &Workflow::name)
+      .def_property_readonly("version", &Workflow::version)
+      .def(
+          "add_state",
+          [](Workflow& w, py::handle name, const std::string& role) {
+            Check(w.AddState(TextArg(name, "state name"),
+                             RoleFromString(role)));
+          },
+          py::arg("name"), py::arg("role") = "normal")
+      .def(
+          "add_transition",
+          [](Workflow& w, py::handle event, py::handle source,
+             py::handle target, std::vector<std::string> guards,
+             std::vector<std::string> actions, bool internal) {
+            TransitionSpec spec;
+            spec.event = TextArg(event, "event");
+            spec.source = TextArg(source, "source state");
+            spec.target = TextArg(target, "target state");
+            spec.guards = std::move(guards);
+            spec.actions = std::move(actions);
+            spec.internal = internal;
+            Check(w.AddTransition(std::move(spec)));
+          },
+          py::arg("event"), py::arg("source"), py::arg("target"),
+          py::arg("guards") = std::vector<std::string>(),
+          py::arg("actions") = std::vector<std::string>(),
+          py::arg("internal") = false)
+      .def(
+          "add_attribute",
+          [](Workflow& w, py::handle name, const std::string& type,
+             bool required) {
+            AttributeSpec spec;
+            spec.name = TextArg(name, "attribute name");
+            spec.type = Take(ParseValueType(type));
+            spec.required = required;
+            Check(w.AddAttribute(std::move(spec)));
+          },
+          py::arg("name"), py::arg("type") = "text",
+          py::arg("required") = false)
+      .def("validate",
+           [](const Workflow& w) {
+             py::list out;
+             for (const Problem& p : w.Validate()) {
+               py::dict d;
+               d["kind"] = ProblemKindName(p.kind);
+               d["state"] = p.state;
+               d["event"] = p.event;
+               d["message"] = p.message;
+               out.append(d);
+             }
+             return out;
+           })
+      .def("states",
+           [](const Workflow& w) {
+             py::list out;
+             for (int i = 0; i < w.state_count(); ++i) {
+               out.append(py::make_tuple(w.StateName(i), RoleName(w.Role(i))));
+             }
+             return out;
+           })
+      .def("transitions",
+           [](const Workflow& w) {
+             py::list out;
+             for (const auto& t : w.transitions()) {
+               py::dict d;
+               d["event"] = w.EventName(t.event);
+               d["source"] = w.StateName(t.source);
+               d["target"] = w.StateName(t.target);
+               d["guards"] = t.guards;
+               d["actions"] = t.actions;
+               d["internal"] = t.internal;
+               out.append(d);
+             }
+             return out;
+           })
+      .def("attributes",
+           [](const Workflow& w) {
+             py::list out;
+             for (const auto& a : w.attributes()) {
+               out.append(
+                   py::make_tuple(a.name, ValueTypeName(a.type), a.required));
+             }
+             return out;
+           })
+      .def("events_from",
+           [](const Workflow& w, const std::string& state) {
+             int id = w.StateId(state);
+             if (id == Workflow::kNoId) {
+               ThrowStatus(Status(Code::kNotFound,
+                                  "workflow \"" + w.name() +
+                                      "\": unknown state \"" + state + "\""));
+             }
+             return w.EventsFrom(id);
+           })
+      .def("to_dot", &Workflow::ToDot);
+
+  py::class_<Transaction>(m, "Transaction")
+      .def_readonly("id", &Transaction::id)
+      .def_readonly("kind", &Transaction::kind)
+      .def_readonly("state", &Transaction::state)
+      .def_readonly("customer_id", &Transaction::customer_id)
+      .def_readonly("parent_id", &Transaction::parent_id)
+      .def_property_readonly("attributes",
+                             [](const Transaction& t) {
+                               return AttributesToPython(t.attributes);
+                             })
+      .def_readonly("version", &Transaction::version)
+      .def_readonly("workflow_version", &Transaction::workflow_version)
+      .def_property_readonly(
+          "created_at", [](const Transaction& t) { return t.created_at.micros; })
+      .def_property_readonly(
+          "updated_at", [](const Transaction& t) { return t.updated_at.micros; })
+      .def_property_readonly("state_entered_at", [](const Transaction& t) {
+        return t.state_entered_at.micros;
+      })
+      .def("__repr__", [](const Transaction& t) {
+        return "<_core.Transaction " + t.id + " " + t.kind + " in " + t.state +
+               " v" + std::to_string(t.version) + ">";
+      });
+
+  py::class_<PyCallContext>(m, "CallContext")
+      .def_readonly("transaction", &PyCallContext::transaction)
+      .def_property_readonly("case",
+                             [](const PyCallContext& c) {
+                               return AttributesToPython(
+                                   c.transaction.attributes);
+                             })
+      .def_readonly("event", &PyCallContext::event)
+      .def_readonly("from_state", &PyCallContext::from_state)
+      .def_readonly("to_state", &PyCallContext::to_state)
+      .def_readonly("time", &PyCallContext::time)
+      .def_readonly("actor", &PyCallContext::actor)
+      .def_readonly("payload", &PyCallContext::payload)
+      .def("__repr__", [](const PyCallContext& c) {
+        return "<CallContext " + c.transaction.id + " " + c.event + ": " +
+               c.from_state + " -> " + c.to_state + ">";
+      });
+
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init<const std::string&, py::object, const std::string&>(),
+           py::arg("path") = "", py::arg("clock") = py::none(),
+           py::arg("zone") = "UTC")
+      .def_property_readonly("zone",
+                             [](const PyEngine& e) { return e.zone().name(); })
+      .def_property_readonly("path", &PyEngine::path)
+      .def("close", &PyEngine::Close)
+      .def("now", [](PyEngine& e) { return e.engine().Now().micros; })
+      .def(
+          "register",
+          [](PyEngine& e, const Workflow& wf, const std::string& definition) {
+            Engine& engine = e.engine();
+            Status st;
+            {
+              MaybeRelease nogil(e.release());
+              st = engine.Register(wf, definition);
+            }
+            Check(st);
+          },
+          py::arg("workflow"), py::arg("definition") = "")
+      .def("kinds", [](PyEngine& e) { return e.engine().kinds(); })
+      .def("workflow",
+           [](PyEngine& e, const std::string& kind) {
+             const Workflow* wf = e.engine().FindWorkflow(kind);
+             if (wf == nullptr) {
+               ThrowStatus(Status(Code::kNotFound,
+                                  "kind \"" + kind + "\" is not registered"));
+             }
+             return Workflow(*wf);
+           })
+      .def("stored_workflows",
+           [](PyEngine& e) {
+             auto rows = Take(e.engine().StoredWorkflows());
+             py::list out;
+             for (const auto& w : rows) {
+               out.append(py::make_tuple(w.name, w.version, w.definition));
+             }
+             return out;
+           })
+      .def("register_guard",
+           [](PyEngine& e, const std::string& name, py::object fn) {
+             auto held = Hold(std::move(fn));
+             e.engine().RegisterGuard(
+                 name, [held](const CallContext& c, std::string* reason) {
+                   py::gil_scoped_acquire gil;
+                   py::object r = (*held)(Snapshot(c));
+                   if (py::isinstance<py::tuple>(r)) {
+                     py::tuple t = r;
+                     if (t.size() == 2) {
+                       bool ok = py::bool_(t[0]);
+                       if (!ok && reason != nullptr && !t[1].is_none()) {
+                         *reason = py::str(t[1]);
+                       }
+                       return ok;
+                     }
+                   }
+                   return static_cast<bool>(py::bool_(r));
+                 });
+           })
+      .def("register_action",
+           [](PyEngine& e, const std::string& name, py::object fn) {
+             auto held = Hold(std::move(fn));
+             e.engine().RegisterAction(name, [held](const CallContext& c) {
+               py::gil_scoped_acquire gil;
+               (*held)(Snapshot(c));
+             });
+           })
+      .def("on_enter",
+           [](PyEngine& e, const std::string& kind, const std::string& state,
+              py::object fn) {
+             auto held = Hold(std::move(fn));
+             e.engine().OnEnter(kind, state, [held](const CallContext& c) {
+               py::gil_scoped_acquire gil;
+               (*held)(Snapshot(c));
+             });
+           })
+      .def("on_exit",
+           [](PyEngine& e, const std::string& kind, const std::string& state,
+              py::object fn) {
+             auto held = Hold(std::move(fn));
+             e.engine().OnExit(kind, state, [held](const CallContext& c) {
+               py::gil_scoped_acquire gil;
+               (*held)(Snapshot(c));
+             });
+           })
+      .def(
+          "create",
+          [](PyEngine& e, py::handle kind, py::handle id, py::handle customer,
+             py::handle parent, py::handle attributes, py::handle time,
+             py::handle actor, py::handle source) {
+            CreateRequest req;
+            req.kind = TextArg(kind, "kind");
+            req.id = TextArg(id, "id");
+            req.customer_id = TextArg(customer, "customer_id");
+            req.parent_id = TextArg(parent, "parent_id");
+            req.attributes = AttributesFromPython(attributes, e.zone());
+            req.time = OptionalTime(time, e.zone(), "time");
+            req.actor = TextArg(actor, "actor");
+            req.source = TextArg(source, "source");
+            Engine& engine = e.engine();
+            std::optional<StatusOr<Transaction>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.Create(req));
+            }
+            return Take(std::move(*r));
+          },
+          py::arg("kind"), py::arg("id"), py::arg("customer_id") = "",
+          py::arg("parent_id") = "", py::arg("attributes") = py::none(),
+          py::arg("time") = py::none(), py::arg("actor") = "",
+          py::arg("source") = "")
+      .def(
+          "fire",
+          [](PyEngine& e, py::handle id, py::handle event, py::handle time,
+             py::handle actor, py::handle payload,
+             std::optional<int64_t> expected_version, py::handle source) {
+            std::string id_s = TextArg(id, "id");
+            std::string event_s = TextArg(event, "event");
+            FireOptions options;
+            options.time = OptionalTime(time, e.zone(), "time");
+            if (PyUnicode_Check(actor.ptr()) &&
+                PyUnicode_GET_LENGTH(actor.ptr()) == 0) {
+              // The common case: no actor.
+            } else {
+              options.actor = TextArg(actor, "actor");
+            }
+            options.payload = PayloadArg(payload);
+            options.expected_version = expected_version;
+            if (!(PyUnicode_Check(source.ptr()) &&
+                  PyUnicode_GET_LENGTH(source.ptr()) == 0)) {
+              options.source = TextArg(source, "source");
+            }
+            Engine& engine = e.engine();
+            std::optional<StatusOr<FireResult>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.Fire(id_s, event_s, options));
+            }
+            if (!r->ok()) ThrowStatus(r->status());
+            return e.StateName(r->value().state);
+          },
+          py::arg("id"), py::arg("event"), py::arg("time") = py::none(),
+          py::arg("actor") = "", py::arg("payload") = "",
+          py::arg("expected_version") = py::none(), py::arg("source") = "")
+      .def("allowed_events",
+           [](PyEngine& e, const std::string& id) {
+             return Take(e.engine().AllowedEvents(id));
+           })
+      .def(
+          "set_attributes",
+          [](PyEngine& e, const std::string& id, py::handle attributes,
+             int64_t expected_version) {
+            Attributes attrs = AttributesFromPython(attributes, e.zone());
+            Engine& engine = e.engine();
+            std::optional<StatusOr<Transaction>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.SetAttributes(id, attrs, expected_version));
+            }
+            return Take(std::move(*r));
+          },
+          py::arg("id"), py::arg("attributes"), py::arg("expected_version"))
+      .def("get",
+           [](PyEngine& e, const std::string& id) {
+             Engine& engine = e.engine();
+             std::optional<StatusOr<Transaction>> r;
+             {
+               MaybeRelease nogil(e.release());
+               r.emplace(engine.Get(id));
+             }
+             return Take(std::move(*r));
+           })
+      .def(
+          "list",
+          [](PyEngine& e, const std::string& kind, const std::string& state) {
+            Engine& engine = e.engine();
+            std::optional<StatusOr<std::vector<Transaction>>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.List(kind, state));
+            }
+            return Take(std::move(*r));
+          },
+          py::arg("kind") = "", py::arg("state") = "")
+      .def(
+          "history",
+          [](PyEngine& e, const std::string& transaction_id,
+             const std::string& kind, py::handle start, py::handle end) {
+            HistoryQuery q;
+            q.transaction_id = transaction_id;
+            q.kind = kind;
+            q.from = OptionalTime(start, e.zone(), "start");
+            q.to = OptionalTime(end, e.zone(), "end");
+            Engine& engine = e.engine();
+            std::optional<StatusOr<std::vector<HistoryRow>>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.History(q));
+            }
+            return HistoryColumns(Take(std::move(*r)));
+          },
+          py::arg("transaction_id") = "", py::arg("kind") = "",
+          py::arg("start") = py::none(), py::arg("end") = py::none())
+      .def(
+          "deviations",
+          [](PyEngine& e, const std::string& kind) {
+            Engine& engine = e.engine();
+            std::optional<StatusOr<std::vector<Deviation>>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.Deviations(kind));
+            }
+            return DeviationColumns(Take(std::move(*r)));
+          },
+          py::arg("kind") = "")
+      .def("imports",
+           [](PyEngine& e) {
+             auto rows = Take(e.engine().store().QueryImports());
+             py::dict d;
+             py::list id, file, kind, started, cases, applied, dev, rej, skip;
+             for (const auto& r : rows) {
+               id.append(r.id);
+               file.append(r.file);
+               kind.append(r.kind);
+               started.append(r.started_at.micros);
+               cases.append(r.cases);
+               applied.append(r.events_applied);
+               dev.append(r.deviations);
+               rej.append(r.rejected);
+               skip.append(r.skipped);
+             }
+             d["id"] = id;
+             d["file"] = file;
+             d["kind"] = kind;
+             d["started_at"] = started;
+             d["cases"] = cases;
+             d["events_applied"] = applied;
+             d["deviations"] = dev;
+             d["rejected"] = rej;
+             d["skipped"] = skip;
+             return d;
+           })
+      .def(
+          "replay",
+          [](PyEngine& e, py::sequence ids, py::sequence events,
+             py::sequence times, py::object actors, py::object payloads,
+             py::object sources, int64_t commit_every,
+             bool record_deviations) {
+            const size_t n = py::len(ids);
+            if (py::len(events) != n || py::len(times) != n) {
+              ThrowInvalid("replay: ids, events and times differ in length");
+            }
+            auto optional_seq = [n](py::object o,
+                                    const char* what) -> py::object {
+              if (o.is_none()) return o;
+              if (py::len(o) != n) {
+                ThrowInvalid(std::string("replay: ") + what +
+                             " differs in length from ids");
+              }
+              return o;
+            };
+            actors = optional_seq(actors, "actors");
+            payloads = optional_seq(payloads, "payloads");
+            sources = optional_seq(sources, "sources");
+            std::vector<ReplayEvent> batch(n);
+            for (size_t i = 0; i < n; ++i) {
+              ReplayEvent& ev = batch[i];
+              ev.transaction_id = TextArg(ids[i], "ids");
+              ev.event = TextArg(events[i], "events");
+              ev.time = TimestampFromPython(times[i], e.zone(), "times");
+              if (!actors.is_none()) ev.actor = TextArg(actors[py::int_(i)], "actors");
+              if (!payloads.is_none()) ev.payload = PayloadArg(payloads[py::int_(i)]);
+              if (!sources.is_none()) ev.source = TextArg(sources[py::int_(i)], "sources");
+            }
+            ReplayOptions options;
+            options.commit_every = commit_every;
+            options.record_deviations = record_deviations;
+            Engine& engine = e.engine();
+            std::optional<StatusOr<ReplaySummary>> r;
+            {
+              MaybeRelease nogil(true);
+              r.emplace(engine.Replay(batch, options));
+            }
+            ReplaySummary s = Take(std::move(*r));
+            py::dict d;
+            d["applied"] = s.applied;
+            d["deviations"] = s.deviations;
+            d["skipped"] = s.skipped;
+            return d;
+          },
+          py::arg("ids"), py::arg("events"), py::arg("times"),
+          py::arg("actors") = py::none(), py::arg("payloads") = py::none(),
+          py::arg("sources") = py::none(), py::arg("commit_every") = 0,
+          py::arg("record_deviations") = true)
+      .def("begin", [](PyEngine& e) { Check(e.engine().Begin()); })
+      .def("commit",
+           [](PyEngine& e) {
+             Engine& engine = e.engine();
+             Status st;
+             {
+               MaybeRelease nogil(e.release());
+               st = engine.Commit();
+             }
+             Check(st);
+           })
+      .def("rollback", [](PyEngine& e) { Check(e.engine().Rollback()); })
+      .def("report",
+           [](PyEngine& e) {
+             Engine& engine = e.engine();
+             std::optional<StatusOr<std::vector<KindReport>>> r;
+             {
+               MaybeRelease nogil(e.release());
+               r.emplace(engine.Report());
+             }
+             return ReportToPython(Take(std::move(*r)));
+           })
+      .def(
+          "import_event_log",
+          [](PyEngine& e, const std::string& path, const py::dict& m) {
+            EventLogMapping mapping;
+            mapping.common = CommonFromDict(m);
+            Opt(m, "activity_column", &mapping.activity_column);
+            Opt(m, "time_column", &mapping.time_column);
+            Opt(m, "actor_column", &mapping.actor_column);
+            Opt(m, "payload_columns", &mapping.payload_columns);
+            mapping.activity_map = PairsOpt(m, "activity_map");
+            mapping.status_map = PairsOpt(m, "status_map");
+            Engine& engine = e.engine();
+            std::optional<StatusOr<ImportSummary>> r;
+            {
+              MaybeRelease nogil(true);
+              r.emplace(ImportEventLog(engine, path, mapping));
+            }
+            return SummaryToPython(Take(std::move(*r)));
+          },
+          py::arg("path"), py::arg("mapping"))
+      .def(
+          "import_milestones",
+          [](PyEngine& e, const std::string& path, const py::dict& m) {
+            MilestoneMapping mapping;
+            mapping.common = CommonFromDict(m);
+            Opt(m, "created_column", &mapping.created_column);
+            Opt(m, "status_column", &mapping.status_column);
+            mapping.status_map = PairsOpt(m, "status_map");
+            if (m.contains("milestones") && !m["milestones"].is_none()) {
+              for (auto item :
+                   py::reinterpret_borrow<py::iterable>(m["milestones"])) {
+                py::tuple t(py::reinterpret_borrow<py::object>(item));
+                if (t.size() != 2) {
+                  ThrowInvalid("mapping milestones: expected (column, "
+                               "[event, ...]) pairs");
+                }
+                Milestone ms;
+                ms.column = py::cast<std::string>(t[0]);
+                if (PyUnicode_Check(t[1].ptr())) {
+                  ms.events.push_back(py::cast<std::string>(t[1]));
+                } else {
+                  ms.events = py::cast<std::vector<std::string>>(t[1]);
+                }
+                mapping.milestones.push_back(std::move(ms));
+              }
+            }
+            Engine& engine = e.engine();
+            std::optional<StatusOr<ImportSummary>> r;
+            {
+              MaybeRelease nogil(true);
+              r.emplace(ImportMilestones(engine, path, mapping));
+            }
+            return SummaryToPython(Take(std::move(*r)));
+          },
+          py::arg("path"), py::arg("mapping"));
+
+  m.def(
+      "parse_timestamp",
+      [](const std::string& text, const std::string& format,
+         const std::string& zone) {
+        TimeZone tz = Take(TimeZone::Load(zone));
+        return Take(ParseTimestamp(text, format, tz)).micros;
+      },
+      py::arg("text"), py::arg("format") = "", py::arg("zone") = "UTC");
+  m.def(
+      "format_local",
+      [](int64_t micros, const std::string& zone) {
+        TimeZone tz = Take(TimeZone::Load(zone));
+        return tz.FormatLocal(Timestamp{micros});
+      },
+      py::arg("micros"), py::arg("zone"));
+  m.def(
+      "decimal_round",
+      [](const std::string& text, int places) {
+        return Take(Decimal::Parse(text)).Round(places).ToString();
+      },
+      py::arg("text"), py::arg("places"));
+}

@@ -103,9 +103,14 @@ struct FireOptions {
   std::string source;  // import key; "" for none
 };
 
+// What an accepted Fire returns.  Kept small on purpose: Fire is the hot
+// path, so it copies neither the attributes nor the history row; call Get or
+// History for those.
 struct FireResult {
-  Transaction txn;  // after the transition
-  HistoryRow row;   // the row written
+  std::string state;    // the state after the transition
+  int64_t version = 0;  // the transaction's version after the transition
+  int64_t seq = 0;      // the history row's seq
+  bool internal = false;
 };
 
 // One event of a batch replay.
