@@ -1,0 +1,1 @@
+// analytics.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// expr.cc: placeholder, being written.

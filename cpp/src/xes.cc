@@ -1,0 +1,1 @@
+// xes.cc: placeholder, being written.

@@ -1,0 +1,1242 @@
+"""
+The engine: creates CRM transactions, fires events, imports exports and
+reports on the history.
+
+:class:`Engine` is a subclass of the core's engine (``crmflow._core``), so
+:meth:`Engine.fire` is the C++ method itself; the Python layer adds
+keyword arguments, argument checks, DataFrames, decorators for callbacks,
+a context manager for grouped writes and the import mappings.
+
+Times: every time argument accepts an aware :class:`datetime.datetime`,
+a naive one (read as wall-clock time in the engine's ``zone``), an ``int``
+of microseconds since the epoch (UTC) or an ISO 8601 string.  Times read
+back are aware UTC datetimes (``datetime64[us, UTC]`` in DataFrames).
+
+Example::
+
+    import crmflow
+
+    with crmflow.Engine("crm.db", zone="Europe/Berlin") as engine:
+        engine.register("sales_order")
+        engine.create("sales_order", "SO-1", customer="C-7")
+        engine.fire("SO-1", "submit")
+        print(engine.history("SO-1"))
+
+An engine is not thread-safe: use one per thread.  Several processes may
+share one SQLite file.
+
+.. versionadded:: 0.1.0
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import numpy as np
+import pandas as pd
+
+from crmflow import _core
+from crmflow._errors import InvalidArgumentError, NotFoundError
+from crmflow.workflow import Workflow
+
+__all__ = [
+    "Engine",
+    "Guard",
+    "ImportSummary",
+    "Reject",
+    "Transaction",
+]
+
+_log = logging.getLogger("crmflow")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_ON_ERROR = ("collect", "raise")
+
+
+def _utc(micros: int) -> datetime.datetime:
+    """
+    Returns the aware UTC datetime of ``micros`` since the epoch.
+    """
+    return _EPOCH + datetime.timedelta(microseconds=int(micros))
+
+
+def _time_column(values: Sequence[int]) -> pd.Series:
+    """
+    Returns int microseconds as a ``datetime64[us, UTC]`` Series, without a
+    Python loop over the rows.
+    """
+    raw = np.asarray(values, dtype=np.int64).view("datetime64[us]")
+    return pd.Series(raw).dt.tz_localize("UTC")
+
+
+def _finite(value: Any) -> Optional[float]:
+    """
+    Returns ``value`` as a float, or None for None, NaN and infinities.
+    """
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
+    """
+    Returns ``value`` after checking it is a string (non-empty unless
+    ``empty``).
+
+    Raises:
+        InvalidArgumentError: The message names the argument.
+    """
+    if not isinstance(value, str):
+        message = f"{name} must be a string (got {type(value).__name__})"
+        raise InvalidArgumentError(message)
+    if not empty and not value:
+        raise InvalidArgumentError(f"{name} must not be empty")
+    return value
+
+
+def _opt_str(value: Optional[str], name: str) -> str:
+    """
+    Returns ``value`` or ``""`` for None, checking it is a string.
+    """
+    return "" if value is None else _check_str(value, name, empty=True)
+
+
+def _columns(value: Any, name: str) -> List[str]:
+    """
+    Returns one column name or a list of them as a list.
+
+    Raises:
+        InvalidArgumentError: Not a non-empty string or list of them.
+    """
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        message = f"{name} must be a column name or a list of column names"
+        raise InvalidArgumentError(message)
+    return list(value)
+
+
+def _str_map(value: Any, name: str) -> Dict[str, str]:
+    """
+    Returns a {str: str} mapping, checked.
+
+    Raises:
+        InvalidArgumentError: Not a mapping of strings to strings.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        message = f"{name} must be a dict of strings to strings"
+        raise InvalidArgumentError(message)
+    return dict(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transaction:
+    """
+    A CRM transaction as stored (a snapshot; it does not follow changes).
+
+    Attributes:
+        id: Its id, unique across kinds.
+        kind: The workflow it follows.
+        state: Its current state.
+        customer_id: The customer, or None.
+        parent_id: The linked transaction, or None.
+        attributes: Typed values (str, int, Decimal, aware datetime,
+            timedelta, bool or None).
+        version: 1 after create, +1 on every accepted write.
+        workflow_version: The workflow version it was created under.
+        created_at: Aware UTC datetime.
+        updated_at: Aware UTC datetime.
+        state_entered_at: When it entered ``state``, aware UTC datetime.
+    """
+
+    id: str
+    kind: str
+    state: str
+    customer_id: Optional[str]
+    parent_id: Optional[str]
+    attributes: Dict[str, Any] = dataclasses.field(hash=False)
+    version: int
+    workflow_version: int
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    state_entered_at: datetime.datetime
+
+    @classmethod
+    def _from_core(cls, txn: Any) -> "Transaction":
+        """
+        Converts a ``_core.Transaction``.
+        """
+        return cls(
+            id=txn.id,
+            kind=txn.kind,
+            state=txn.state,
+            customer_id=txn.customer_id or None,
+            parent_id=txn.parent_id or None,
+            attributes=dict(txn.attributes),
+            version=int(txn.version),
+            workflow_version=int(txn.workflow_version),
+            created_at=_utc(txn.created_at),
+            updated_at=_utc(txn.updated_at),
+            state_entered_at=_utc(txn.state_entered_at),
+        )
+
+    def local(self, zone: str) -> "Transaction":
+        """
+        Returns a copy whose times (and timestamp attributes) are shown in
+        ``zone``; the instants are unchanged.
+
+        Args:
+            zone: An IANA zone name, e.g. ``"Europe/Berlin"``.
+
+        Raises:
+            InvalidArgumentError: The zone is unknown.
+        """
+        tz = _zone(zone)
+        attributes = {
+            k: v.astimezone(tz) if isinstance(v, datetime.datetime) else v
+            for k, v in self.attributes.items()
+        }
+        return dataclasses.replace(
+            self,
+            attributes=attributes,
+            created_at=self.created_at.astimezone(tz),
+            updated_at=self.updated_at.astimezone(tz),
+            state_entered_at=self.state_entered_at.astimezone(tz),
+        )
+
+
+def _zone(name: str) -> datetime.tzinfo:
+    """
+    Returns the tzinfo of IANA zone ``name``.
+
+    Raises:
+        InvalidArgumentError: The zone is unknown.
+    """
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidArgumentError(f'unknown time zone "{name}"') from None
+
+
+class Reject(NamedTuple):
+    """
+    A row an import could not use (its whole case was left out).
+    """
+
+    file: str
+    line: int
+    column: int
+    case_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportSummary:
+    """
+    What one import did.
+
+    Attributes:
+        file: The file read.
+        kind: The kind imported.
+        rows: Data rows read.
+        cases: Cases imported (created or continued).
+        created: Transactions created.
+        events_applied: Transitions written (creation rows not counted).
+        deviations: Events the workflow did not allow (recorded).
+        unchanged: Status rows repeating the current state.
+        ignored: Activities mapped to ``""``.
+        skipped: Rows already imported before (same source key).
+        inferred: Events fired to reach a final status.
+        rejects: Rows that could not be used, as :class:`Reject`.
+    """
+
+    file: str
+    kind: str
+    rows: int
+    cases: int
+    created: int
+    events_applied: int
+    deviations: int
+    unchanged: int
+    ignored: int
+    skipped: int
+    inferred: int
+    rejects: List[Reject] = dataclasses.field(hash=False)
+
+    @classmethod
+    def _from_core(cls, summary: Dict[str, Any]) -> "ImportSummary":
+        """
+        Converts the summary dict of ``_core``.
+        """
+        counts = {
+            f.name: int(summary.get(f.name, 0))
+            for f in dataclasses.fields(cls)
+            if f.name not in ("file", "kind", "rejects")
+        }
+        rejects = [Reject(*r) for r in summary.get("rejects", [])]
+        return cls(
+            file=summary.get("file", ""),
+            kind=summary.get("kind", ""),
+            rejects=rejects,
+            **counts,
+        )
+
+    def rejects_frame(self) -> pd.DataFrame:
+        """
+        Returns the rejects as a DataFrame (columns of :class:`Reject`).
+        """
+        return pd.DataFrame(list(self.rejects), columns=list(Reject._fields))
+
+    def __str__(self) -> str:
+        return (
+            f"{os.path.basename(self.file)} -> {self.kind}: "
+            f"{self.rows} rows, {self.cases} cases, {self.created} created, "
+            f"{self.events_applied} events, {self.inferred} inferred, "
+            f"{self.deviations} deviations, {self.unchanged} unchanged, "
+            f"{self.ignored} ignored, {self.skipped} skipped, "
+            f"{len(self.rejects)} rejected"
+        )
+
+
+class Guard:
+    """
+    Base class of guard objects.
+
+    Subclass it and override :meth:`check`; register an instance with
+    :meth:`Engine.add_guard`.  The engine keeps the instance alive as long
+    as it lives (and no longer).
+
+    Example::
+
+        class VipGuard(crmflow.Guard):
+            def check(self, ctx):
+                return ctx.case.get("tier") == "gold"
+
+        engine.add_guard("vip", VipGuard())
+    """
+
+    def check(self, ctx: Any) -> Any:
+        """
+        Returns a truthy value to allow the transition, a falsy one (or a
+        tuple ``(False, reason)``) to refuse it.
+
+        Args:
+            ctx: The call context: ``transaction``, ``case`` (its
+                attributes), ``event``, ``from_state``, ``to_state``,
+                ``time`` (int microseconds UTC), ``actor``, ``payload``.
+        """
+        raise NotImplementedError("Guard subclasses must override check")
+
+    def __call__(self, ctx: Any) -> Any:
+        return self.check(ctx)
+
+
+def _callback(fn: Any, name: str) -> Callable[..., Any]:
+    """
+    Returns the callable to hand to the core for a guard or action.
+
+    Raises:
+        InvalidArgumentError: ``fn`` is not callable, or is a Guard whose
+            class does not override ``check``.
+    """
+    if isinstance(fn, Guard):
+        if type(fn).check is Guard.check:
+            message = f'guard "{name}": {type(fn).__name__} must override check'
+            raise InvalidArgumentError(message)
+        return fn.check
+    if not callable(fn):
+        message = f'callback "{name}" must be callable (got {fn!r})'
+        raise InvalidArgumentError(message)
+    return fn
+
+
+class Engine(_core.Engine):
+    """
+    A workflow engine over a store.
+
+    Args:
+        path: A SQLite file (created when absent), ``":memory:"`` for an
+            in-memory SQLite database, or None (default) for the fast
+            memory store.  Opening an existing file re-registers its
+            stored workflows (the latest version of each kind).
+        zone: IANA zone for naive datetimes (default UTC).
+        clock: A callable returning the current time (int microseconds
+            UTC or a datetime); default the system clock.
+
+    Raises:
+        StoreError: The file cannot be opened or has a newer schema.
+        InvalidArgumentError: The zone is unknown.
+    """
+
+    def __init__(
+        self,
+        path: Union[None, str, "os.PathLike[str]"] = None,
+        *,
+        zone: str = "UTC",
+        clock: Optional[Callable[[], Any]] = None,
+    ) -> None:
+        path = "" if path is None else os.fspath(path)
+        _check_str(path, "path", empty=True)
+        _check_str(zone, "zone")
+        if clock is not None and not callable(clock):
+            raise InvalidArgumentError("clock must be callable")
+        super().__init__(path=path, clock=clock, zone=zone)
+        self._closed = False
+        self._definitions: Dict[str, Tuple[int, str]] = {}
+        self._load_stored_workflows()
+
+    def _load_stored_workflows(self) -> None:
+        """
+        Registers the latest stored version of every kind.
+        """
+        latest: Dict[str, Tuple[int, str]] = {}
+        for name, version, definition in self.stored_workflows():
+            if name not in latest or version > latest[name][0]:
+                latest[name] = (version, definition)
+        for name, (version, definition) in latest.items():
+            try:
+                wf = Workflow.from_json(definition)
+            except (ValueError, LookupError) as e:
+                _log.warning(
+                    "stored workflow %s v%d not loaded (%s)", name, version, e
+                )
+                continue
+            super().register(wf._core, definition)
+            self._definitions[name] = (version, definition)
+
+    # Lifecycle.
+
+    def close(self) -> None:
+        """
+        Drops the callbacks and closes the store; further calls raise.
+        Closing twice does nothing.
+        """
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        super().close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if getattr(self, "_closed", True):
+            return "<crmflow.Engine closed>"
+        where = self.path or "memory"
+        return (
+            f"<crmflow.Engine {where!r} zone={self.zone!r} "
+            f"kinds={sorted(self.kinds())!r}>"
+        )
+
+    # Workflows.
+
+    def register(  # type: ignore[override]
+        self, workflow: Union[Workflow, str, Dict[str, Any]]
+    ) -> Workflow:
+        """
+        Registers a workflow for its kind and stores its definition.
+
+        Registering the same definition again does nothing; a kind is
+        replaced only by a higher version.
+
+        Args:
+            workflow: A :class:`Workflow`, a template name (see
+                :mod:`crmflow.templates`) or a definition dict.
+
+        Returns:
+            The registered workflow.
+
+        Raises:
+            ValidationError: The workflow has problems.
+            AlreadyExistsError: The kind is registered with another
+                definition and not a lower version.
+            NotFoundError: No template has that name.
+            InvalidArgumentError: A malformed definition.
+        """
+        if isinstance(workflow, str):
+            from crmflow import templates
+
+            workflow = templates.load(workflow)
+        elif isinstance(workflow, dict):
+            workflow = Workflow.from_dict(workflow)
+        elif not isinstance(workflow, Workflow):
+            message = (
+                "workflow must be a Workflow, a template name or a dict "
+                f"(got {type(workflow).__name__})"
+            )
+            raise InvalidArgumentError(message)
+        definition = workflow.to_json()
+        known = self._definitions.get(workflow.name)
+        if known == (workflow.version, definition):
+            return workflow
+        workflow.check()
+        super().register(workflow._core, definition)
+        self._definitions[workflow.name] = (workflow.version, definition)
+        return workflow
+
+    def workflow(self, kind: str) -> Workflow:  # type: ignore[override]
+        """
+        Returns the workflow registered for ``kind``.
+
+        Raises:
+            NotFoundError: The kind is not registered.
+        """
+        known = self._definitions.get(kind)
+        if known is not None:
+            return Workflow.from_json(known[1])
+        return Workflow._from_core(super().workflow(kind))
+
+    # Callbacks.
+
+    def add_guard(self, name: str, guard: Any) -> None:
+        """
+        Registers a guard under ``name`` (replacing one of that name).
+
+        Args:
+            name: The name transitions use in their ``guards`` list.
+            guard: A :class:`Guard` instance (its ``check`` is called) or a
+                callable taking the call context.  It returns a truthy
+                value to allow, a falsy one or ``(False, reason)`` to
+                refuse.  An exception it raises reaches the caller of
+                ``fire`` unchanged, after the rollback.
+
+        Raises:
+            InvalidArgumentError: ``guard`` is not callable.
+        """
+        _check_str(name, "name")
+        self.register_guard(name, _callback(guard, name))
+
+    def guard(self, name: str, fn: Any = None) -> Any:
+        """
+        Registers a guard; usable as a decorator (``@engine.guard("x")``)
+        or a plain call (``engine.guard("x", fn)``).
+
+        Returns:
+            The decorator, or ``fn`` itself for a plain call.
+        """
+
+        def decorate(f: Any) -> Any:
+            self.add_guard(name, f)
+            return f
+
+        return decorate if fn is None else decorate(fn)
+
+    def action(self, name: str, fn: Any = None) -> Any:
+        """
+        Registers an action run by transitions naming it; usable as a
+        decorator or a plain call, like :meth:`guard`.
+        """
+
+        def decorate(f: Any) -> Any:
+            _check_str(name, "name")
+            self.register_action(name, _callback(f, name))
+            return f
+
+        return decorate if fn is None else decorate(fn)
+
+    def on_enter(  # type: ignore[override]
+        self, kind: str, state: str, fn: Any = None
+    ) -> Any:
+        """
+        Registers a hook run when a ``kind`` transaction enters ``state``
+        (``"*"``: any state); decorator or plain call.
+        """
+
+        def decorate(f: Any) -> Any:
+            _check_str(kind, "kind")
+            _check_str(state, "state")
+            super(Engine, self).on_enter(kind, state, _callback(f, state))
+            return f
+
+        return decorate if fn is None else decorate(fn)
+
+    def on_exit(  # type: ignore[override]
+        self, kind: str, state: str, fn: Any = None
+    ) -> Any:
+        """
+        Registers a hook run when a ``kind`` transaction leaves ``state``
+        (``"*"``: any state); decorator or plain call.
+        """
+
+        def decorate(f: Any) -> Any:
+            _check_str(kind, "kind")
+            _check_str(state, "state")
+            super(Engine, self).on_exit(kind, state, _callback(f, state))
+            return f
+
+        return decorate if fn is None else decorate(fn)
+
+    # Transactions.
+
+    def _time(self, value: Any, name: str) -> Any:
+        """
+        Returns a time argument as the core takes it (None, int, datetime);
+        strings are parsed as ISO 8601 in the engine's zone.
+
+        Raises:
+            InvalidArgumentError: An unsupported type.
+            ParseError: An unparseable string.
+        """
+        if value is None or isinstance(value, datetime.datetime):
+            return value
+        if isinstance(value, bool):
+            raise InvalidArgumentError(f"{name} must be a time (got bool)")
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, str):
+            return _core.parse_timestamp(value, "", self.zone)
+        message = (
+            f"{name} must be a datetime, int microseconds or ISO text "
+            f"(got {type(value).__name__})"
+        )
+        raise InvalidArgumentError(message)
+
+    def create(  # type: ignore[override]
+        self,
+        kind: str,
+        id: str,
+        *,
+        customer: Optional[str] = None,
+        parent: Optional[str] = None,
+        attributes: Optional[Dict[str, Any]] = None,
+        time: Any = None,
+        actor: Optional[str] = None,
+    ) -> Transaction:
+        """
+        Creates a transaction in its kind's initial state.
+
+        Args:
+            kind: A registered kind.
+            id: The new id, unique across kinds.
+            customer: The customer id; inherited from ``parent`` when None.
+            parent: The id of a linked transaction.
+            attributes: Values of declared attributes.
+            time: When it was created (default: the clock).
+            actor: Who created it.
+
+        Returns:
+            The new transaction.
+
+        Raises:
+            NotFoundError: Unknown kind.
+            AlreadyExistsError: The id is taken.
+            InvalidArgumentError: A bad argument or attribute.
+        """
+        _check_str(kind, "kind")
+        _check_str(id, "id")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise InvalidArgumentError("attributes must be a dict")
+        txn = super().create(
+            kind,
+            id,
+            customer_id=_opt_str(customer, "customer"),
+            parent_id=_opt_str(parent, "parent"),
+            attributes=attributes,
+            time=self._time(time, "time"),
+            actor=_opt_str(actor, "actor"),
+        )
+        return Transaction._from_core(txn)
+
+    def get(self, id: str) -> Transaction:  # type: ignore[override]
+        """
+        Returns transaction ``id``.
+
+        Raises:
+            NotFoundError: Unknown id.
+        """
+        _check_str(id, "id")
+        return Transaction._from_core(super().get(id))
+
+    def set_attributes(  # type: ignore[override]
+        self,
+        id: str,
+        attributes: Dict[str, Any],
+        *,
+        expected_version: Optional[int] = None,
+    ) -> Transaction:
+        """
+        Changes attributes of ``id`` (not its state).
+
+        Args:
+            id: The transaction.
+            attributes: Values of declared attributes.
+            expected_version: Fail unless the stored version equals it
+                (default: the current version).
+
+        Raises:
+            ConcurrentUpdateError: The stored version moved on.
+        """
+        if expected_version is None:
+            expected_version = self.get(id).version
+        txn = super().set_attributes(id, attributes, expected_version)
+        return Transaction._from_core(txn)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Engine"]:
+        """
+        Groups writes into one store transaction: committed when the block
+        ends, rolled back when it raises.  Blocks nest (savepoints).
+        """
+        self.begin()
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    # Queries.
+
+    def transactions(
+        self, kind: Optional[str] = None, state: Optional[str] = None
+    ) -> pd.DataFrame:
+        """
+        Returns the transactions (of ``kind``, in ``state``) ordered by id.
+
+        Returns:
+            A DataFrame: id, kind, state, customer_id, parent_id, version,
+            workflow_version, created_at, updated_at, state_entered_at
+            (``datetime64[us, UTC]``) and attributes (dicts).
+        """
+        rows = super().list(_opt_str(kind, "kind"), _opt_str(state, "state"))
+        columns: Dict[str, Any] = {
+            "id": [t.id for t in rows],
+            "kind": [t.kind for t in rows],
+            "state": [t.state for t in rows],
+            "customer_id": [t.customer_id or None for t in rows],
+            "parent_id": [t.parent_id or None for t in rows],
+            "version": np.array([t.version for t in rows], dtype=np.int64),
+            "workflow_version": np.array(
+                [t.workflow_version for t in rows], dtype=np.int64
+            ),
+        }
+        for name in ("created_at", "updated_at", "state_entered_at"):
+            columns[name] = _time_column([getattr(t, name) for t in rows])
+        columns["attributes"] = [dict(t.attributes) for t in rows]
+        return pd.DataFrame(columns)
+
+    def history(  # type: ignore[override]
+        self,
+        transaction_id: Optional[str] = None,
+        *,
+        kind: Optional[str] = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """
+        Returns history rows, filtered; time bounds are half-open
+        (``start <= time < end``).
+
+        Args:
+            transaction_id: Only this transaction.
+            kind: Only this kind.
+            start: Lower bound (inclusive), any time argument.
+            end: Upper bound (exclusive).
+
+        Returns:
+            A DataFrame ordered by seq (by time, seq when a bound is
+            given): seq, transaction_id, event, from_state (None for the
+            creation row), to_state, time (``datetime64[us, UTC]``), actor,
+            payload (JSON text), internal, workflow_version, source.
+        """
+        cols = super().history(
+            _opt_str(transaction_id, "transaction_id"),
+            _opt_str(kind, "kind"),
+            self._time(start, "start"),
+            self._time(end, "end"),
+        )
+        return pd.DataFrame(
+            {
+                "seq": np.asarray(cols["seq"], dtype=np.int64),
+                "transaction_id": cols["transaction_id"],
+                "event": cols["event"],
+                "from_state": pd.Series(cols["from_state"], dtype=object),
+                "to_state": cols["to_state"],
+                "time": _time_column(cols["time"]),
+                "actor": cols["actor"],
+                "payload": cols["payload"],
+                "internal": np.asarray(cols["internal"], dtype=bool),
+                "workflow_version": np.asarray(
+                    cols["workflow_version"], dtype=np.int64
+                ),
+                "source": cols["source"],
+            }
+        )
+
+    def deviations(  # type: ignore[override]
+        self, kind: Optional[str] = None
+    ) -> pd.DataFrame:
+        """
+        Returns the recorded deviations (events a workflow did not allow).
+
+        Returns:
+            A DataFrame: id, transaction_id, kind, position, state, event,
+            time (``datetime64[us, UTC]``), reason, source.
+        """
+        cols = super().deviations(_opt_str(kind, "kind"))
+        return pd.DataFrame(
+            {
+                "id": np.asarray(cols["id"], dtype=np.int64),
+                "transaction_id": cols["transaction_id"],
+                "kind": cols["kind"],
+                "position": np.asarray(cols["position"], dtype=np.int64),
+                "state": cols["state"],
+                "event": cols["event"],
+                "time": _time_column(cols["time"]),
+                "reason": cols["reason"],
+                "source": cols["source"],
+            }
+        )
+
+    def imports(self) -> pd.DataFrame:  # type: ignore[override]
+        """
+        Returns one row per import run: id, file, kind, started_at, cases,
+        events_applied, deviations, rejected, skipped.
+        """
+        cols = dict(super().imports())
+        frame = pd.DataFrame(cols)
+        if "started_at" in cols:
+            frame["started_at"] = _time_column(cols["started_at"])
+        return frame
+
+    def report(self) -> Dict[str, Any]:  # type: ignore[override]
+        """
+        Returns lifecycle figures per kind, computed from the history.
+
+        Returns:
+            ``{"kinds": {kind: {"transactions": n, "by_state": {state: n},
+            "reached": {state: n}, "transitions": [{"from", "to", "event",
+            "count", "median_seconds", "p90_seconds"}], "deviations": n}}}``
+            where the times are seconds spent in ``from`` before the
+            transition.  No NaN or infinity: None where undefined.  The
+            dict is JSON-serialisable.
+        """
+        kinds: Dict[str, Any] = {}
+        for k in super().report():
+            transitions = []
+            for t in k["transitions"]:
+                count = int(t["count"])
+                transitions.append(
+                    {
+                        "from": t["from_state"],
+                        "to": t["to_state"],
+                        "event": t["event"],
+                        "count": count,
+                        "median_seconds": _finite(t["median_seconds"])
+                        if count
+                        else None,
+                        "p90_seconds": _finite(t["p90_seconds"])
+                        if count
+                        else None,
+                    }
+                )
+            kinds[k["kind"]] = {
+                "transactions": int(k["transactions"]),
+                "by_state": {s: int(n) for s, n in k["by_state"].items()},
+                "reached": {s: int(n) for s, n in k["reached"].items()},
+                "transitions": transitions,
+                "deviations": int(k["deviations"]),
+            }
+        return {"kinds": kinds}
+
+    # Imports.
+
+    def _kind_types(self, kind: str) -> Dict[str, str]:
+        """
+        Returns {attribute: type} of a registered kind.
+
+        Raises:
+            NotFoundError: The kind is not registered; the message lists
+                the registered ones.
+        """
+        if kind not in self.kinds():
+            known = ", ".join(sorted(self.kinds())) or "none"
+            message = f'unknown kind "{kind}" (registered: {known})'
+            raise NotFoundError(message)
+        return {a[0]: a[1] for a in super().workflow(kind).attributes()}
+
+    def _attributes(
+        self, kind: str, attributes: Any
+    ) -> List[Tuple[str, str, str]]:
+        """
+        Returns (column, attribute, type) triples from the ``attributes``
+        argument of an import: a dict ``{column: attribute}`` or ``{column:
+        (attribute, type)}``, or a list of column names (attribute of the
+        same name) or of (column, attribute[, type]) tuples.  Missing types
+        are the declared ones.
+
+        Raises:
+            InvalidArgumentError: A malformed entry or undeclared attribute.
+        """
+        types = self._kind_types(kind)
+        if attributes is None:
+            return []
+        if isinstance(attributes, dict):
+            entries = [
+                (c, *(a if isinstance(a, (tuple, list)) else (a,)))
+                for c, a in attributes.items()
+            ]
+        elif isinstance(attributes, (list, tuple)):
+            entries = [
+                (a,) if isinstance(a, str) else tuple(a) for a in attributes
+            ]
+        else:
+            message = "attributes must be a dict or a list"
+            raise InvalidArgumentError(message)
+        triples = []
+        for entry in entries:
+            if len(entry) == 1:
+                entry = (entry[0], entry[0])
+            if len(entry) not in (2, 3) or not all(
+                isinstance(e, str) for e in entry
+            ):
+                message = f"attributes: malformed entry {entry!r}"
+                raise InvalidArgumentError(message)
+            column, name = entry[0], entry[1]
+            if len(entry) == 3:
+                type_ = entry[2]
+            elif name in types:
+                type_ = types[name]
+            else:
+                declared = ", ".join(types) or "none"
+                message = (
+                    f'attributes: "{name}" is not an attribute of {kind} '
+                    f"(declared: {declared})"
+                )
+                raise InvalidArgumentError(message)
+            triples.append((column, name, type_))
+        return triples
+
+    def _common(
+        self,
+        path: Any,
+        kind: str,
+        case: Any,
+        customer: Optional[str],
+        parent: Optional[str],
+        attributes: Any,
+        time_format: str,
+        time_zone: str,
+        null_values: Iterable[str],
+        delimiter: Optional[str],
+        on_error: str,
+        id_prefix: str,
+        commit_every: int,
+    ) -> Tuple[str, Dict[str, Any]]:
+        """
+        Checks the arguments shared by both imports and returns the path
+        and the common part of the core's mapping.
+
+        Raises:
+            InvalidArgumentError: A bad argument, named in the message.
+            NotFoundError: The file does not exist or the kind is unknown.
+        """
+        path = os.fspath(path)
+        _check_str(path, "path")
+        if not os.path.isfile(path):
+            raise NotFoundError(f"{path}: no such file")
+        _check_str(kind, "kind")
+        if on_error not in _ON_ERROR:
+            message = f'on_error must be "collect" or "raise" ({on_error!r})'
+            raise InvalidArgumentError(message)
+        if delimiter is not None and (
+            not isinstance(delimiter, str) or len(delimiter) != 1
+        ):
+            message = f"delimiter must be one character ({delimiter!r})"
+            raise InvalidArgumentError(message)
+        if isinstance(null_values, str):
+            null_values = [null_values]
+        null_values = list(null_values)
+        if not all(isinstance(v, str) for v in null_values):
+            raise InvalidArgumentError("null_values must be strings")
+        if isinstance(commit_every, bool) or not isinstance(
+            commit_every, int
+        ):
+            raise InvalidArgumentError("commit_every must be an integer")
+        if commit_every < 0:
+            raise InvalidArgumentError("commit_every must be >= 0")
+        _check_str(time_format, "time_format", empty=True)
+        _check_str(time_zone, "time_zone")
+        mapping = {
+            "kind": kind,
+            "case_columns": _columns(case, "case"),
+            "customer_column": _opt_str(customer, "customer"),
+            "parent_column": _opt_str(parent, "parent"),
+            "id_prefix": _opt_str(id_prefix, "id_prefix"),
+            "attributes": self._attributes(kind, attributes),
+            "time_format": time_format,
+            "time_zone": time_zone,
+            "null_values": null_values,
+            "delimiter": delimiter or "",
+            "on_error": on_error,
+            "commit_every": commit_every,
+        }
+        return path, mapping
+
+    def import_event_log(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        kind: str,
+        case: Union[str, Sequence[str]],
+        activity: str,
+        time: str,
+        actor: Optional[str] = None,
+        customer: Optional[str] = None,
+        parent: Optional[str] = None,
+        attributes: Any = None,
+        payload: Optional[Sequence[str]] = None,
+        activity_map: Optional[Dict[str, str]] = None,
+        status_map: Optional[Dict[str, str]] = None,
+        time_format: str = "",
+        time_zone: str = "UTC",
+        null_values: Iterable[str] = (),
+        delimiter: Optional[str] = None,
+        on_error: str = "collect",
+        id_prefix: str = "",
+        commit_every: int = 0,
+    ) -> ImportSummary:
+        """
+        Imports an event log: one CSV row (plain or gzip) per event.
+
+        The events of a case are replayed in (time, row) order; events the
+        workflow does not allow are recorded as deviations; unusable rows
+        are rejected with their whole case; importing the same file again
+        adds nothing (see ``cpp/include/crmflow/importer.h``).
+
+        Args:
+            path: The CSV file.
+            kind: A registered kind.
+            case: The case-id column, or several (values joined by ":").
+            activity: The column of activities (or statuses with
+                ``status_map``).
+            time: The time column.
+            actor: The actor column.
+            customer: The customer-id column.
+            parent: The column linking to another transaction.
+            attributes: Columns copied into attributes at create: a dict
+                ``{column: attribute}`` or ``{column: (attribute, type)}``
+                or a list of names or tuples; types default to the
+                declared ones.
+            payload: Columns copied into each event's JSON payload.
+            activity_map: ``{activity: event}``; an activity mapped to
+                ``""`` is ignored.  Default: activities are event names.
+            status_map: ``{status: state}``: the column holds statuses;
+                the first declared transition to that state is fired.
+            time_format: See ``timestamp.h`` (``"%d/%m/%Y %H:%M"``); ``""``
+                accepts ISO 8601.
+            time_zone: Zone of times without an offset.
+            null_values: Cell values read as empty, e.g. ``("?",)``.
+            delimiter: One character; None detects or uses ``,``.
+            on_error: ``"collect"`` rejects and goes on; ``"raise"`` fails
+                at the first unusable row and writes nothing.
+            id_prefix: Prepended to case ids.
+            commit_every: Commit every n events (0: one transaction).
+
+        Returns:
+            The :class:`ImportSummary`.
+
+        Raises:
+            InvalidArgumentError: A bad argument, named in the message.
+            NotFoundError: The file, kind or a column does not exist.
+            ParseError: With ``on_error="raise"``, the first bad row.
+        """
+        path, mapping = self._common(
+            path,
+            kind,
+            case,
+            customer,
+            parent,
+            attributes,
+            time_format,
+            time_zone,
+            null_values,
+            delimiter,
+            on_error,
+            id_prefix,
+            commit_every,
+        )
+        if activity_map and status_map:
+            message = "give activity_map or status_map, not both"
+            raise InvalidArgumentError(message)
+        if payload is None:
+            payload = []
+        payload = [payload] if isinstance(payload, str) else list(payload)
+        if not all(isinstance(c, str) and c for c in payload):
+            raise InvalidArgumentError("payload must be column names")
+        mapping.update(
+            activity_column=_check_str(activity, "activity"),
+            time_column=_check_str(time, "time"),
+            actor_column=_opt_str(actor, "actor"),
+            payload_columns=payload,
+            activity_map=_str_map(activity_map, "activity_map"),
+            status_map=_str_map(status_map, "status_map"),
+        )
+        return ImportSummary._from_core(
+            super().import_event_log(path, mapping)
+        )
+
+    def import_milestones(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        kind: str,
+        case: Union[str, Sequence[str]],
+        created: str,
+        milestones: Any,
+        status: Optional[str] = None,
+        status_map: Optional[Dict[str, str]] = None,
+        customer: Optional[str] = None,
+        parent: Optional[str] = None,
+        attributes: Any = None,
+        time_format: str = "",
+        time_zone: str = "UTC",
+        null_values: Iterable[str] = (),
+        delimiter: Optional[str] = None,
+        on_error: str = "collect",
+        id_prefix: str = "",
+        commit_every: int = 0,
+    ) -> ImportSummary:
+        """
+        Imports a milestone table: one CSV row per transaction, one time
+        column per milestone.
+
+        Milestones are replayed in time order; when a final ``status``
+        maps to a state other than the one reached, the shortest path of
+        transitions to it is fired at the last known time (payload
+        ``{"inferred":true}``), or a deviation is recorded when there is
+        none.
+
+        Args:
+            path: The CSV file.
+            kind: A registered kind.
+            case: The case-id column(s).
+            created: The column of the creation time.
+            milestones: ``{column: event or [event, ...]}`` (in order) or
+                a list of ``(column, events)``; empty cells are skipped.
+            status: The final-status column.
+            status_map: ``{status: state}``; required with ``status``.
+            customer, parent, attributes, time_format, time_zone,
+            null_values, delimiter, on_error, id_prefix, commit_every: As
+                for :meth:`import_event_log`.
+
+        Returns:
+            The :class:`ImportSummary`.
+
+        Raises:
+            InvalidArgumentError: A bad argument, named in the message.
+            NotFoundError: The file, kind or a column does not exist.
+            ParseError: With ``on_error="raise"``, the first bad row.
+        """
+        path, mapping = self._common(
+            path,
+            kind,
+            case,
+            customer,
+            parent,
+            attributes,
+            time_format,
+            time_zone,
+            null_values,
+            delimiter,
+            on_error,
+            id_prefix,
+            commit_every,
+        )
+        if isinstance(milestones, dict):
+            items = list(milestones.items())
+        elif isinstance(milestones, (list, tuple)):
+            items = [tuple(m) for m in milestones]
+        else:
+            raise InvalidArgumentError("milestones must be a dict or list")
+        pairs = []
+        for item in items:
+            if len(item) != 2 or not isinstance(item[0], str):
+                message = f"milestones: malformed entry {item!r}"
+                raise InvalidArgumentError(message)
+            column, events = item
+            events = [events] if isinstance(events, str) else list(events)
+            if not events or not all(
+                isinstance(e, str) and e for e in events
+            ):
+                message = f'milestones: "{column}" needs event names'
+                raise InvalidArgumentError(message)
+            pairs.append((column, events))
+        if status is not None and not status_map:
+            raise InvalidArgumentError("status needs a status_map")
+        if status_map and status is None:
+            raise InvalidArgumentError("status_map needs a status column")
+        mapping.update(
+            created_column=_check_str(created, "created"),
+            milestones=pairs,
+            status_column=_opt_str(status, "status"),
+            status_map=_str_map(status_map, "status_map"),
+        )
+        return ImportSummary._from_core(
+            super().import_milestones(path, mapping)
+        )
+
+    def import_preset(
+        self,
+        name: str,
+        path: Union[None, str, "os.PathLike[str]"] = None,
+    ) -> ImportSummary:
+        """
+        Imports a file with a preset mapping (see :mod:`crmflow.presets`),
+        registering the preset's template first when its kind is not
+        registered.
+
+        Args:
+            name: A preset name, e.g. ``"olist-orders"``.
+            path: The file; None imports the sample bundled with crmflow.
+
+        Raises:
+            NotFoundError: Unknown preset or missing file.
+        """
+        from crmflow import presets
+
+        preset = presets.get(name)
+        if preset.kind not in self.kinds():
+            self.register(preset.template)
+        if path is None:
+            path = preset.sample_path()
+        method = (
+            self.import_milestones
+            if preset.shape == "milestones"
+            else self.import_event_log
+        )
+        return method(path, kind=preset.kind, **preset.options)
+

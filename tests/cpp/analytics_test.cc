@@ -1,0 +1,1 @@
+// analytics_test.cc: placeholder, being written.

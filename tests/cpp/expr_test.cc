@@ -1,0 +1,1 @@
+// expr_test.cc: placeholder, being written.
