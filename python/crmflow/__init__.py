@@ -1,0 +1,69 @@
+"""
+crmflow: a C++ workflow engine for CRM transactions, driven from Python.
+
+Sales orders, service requests, feedback, complaints, campaigns and
+after-sales cases follow versioned state graphs (:class:`Workflow`,
+ready-made in :mod:`crmflow.templates`); an :class:`Engine` creates
+transactions, fires events through Python guards, actions and hooks,
+keeps the history in SQLite, imports real exports
+(:mod:`crmflow.presets`) and reports on lifecycles.
+
+Example::
+
+    import crmflow
+
+    with crmflow.Engine("crm.db") as engine:
+        engine.register("service_request")
+        engine.create("service_request", "SR-1", customer="C-1")
+        engine.fire("SR-1", "start")
+        print(engine.report())
+
+Limitations: an engine is not thread-safe (use one per thread or
+process); ``Engine.fire`` runs Python callbacks with the GIL held.
+
+.. versionadded:: 0.1.0
+"""
+
+# The binding looks error classes up in _errors, so it is imported first.
+from crmflow import _errors  # noqa: F401  (isort: skip)
+from crmflow import _core  # noqa: F401  (isort: skip)
+from crmflow import presets, templates
+from crmflow._errors import (
+    AlreadyExistsError,
+    ConcurrentUpdateError,
+    Error,
+    GuardRefusedError,
+    InvalidArgumentError,
+    NotAllowedError,
+    NotFoundError,
+    ParseError,
+    StoreError,
+    ValidationError,
+)
+from crmflow.engine import Engine, Guard, ImportSummary, Reject, Transaction
+from crmflow.workflow import Problem, Workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Engine",
+    "Workflow",
+    "Transaction",
+    "Guard",
+    "Problem",
+    "ImportSummary",
+    "Reject",
+    "templates",
+    "presets",
+    "Error",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "NotAllowedError",
+    "GuardRefusedError",
+    "ConcurrentUpdateError",
+    "ParseError",
+    "ValidationError",
+    "StoreError",
+]
