@@ -1,1 +1,676 @@
-// analytics.cc: placeholder, being written.
+// analytics.cc: process-mining figures over an EventLog.
+
+#include "crmflow/analytics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+#include <utility>
+
+namespace crmflow {
+
+namespace {
+
+constexpr double kMicrosPerSecond = 1e6;
+constexpr int64_t kMicrosPerDay = int64_t{86400} * 1000000;
+
+// Orders name counts by count (descending), then name.
+void SortNameCounts(std::vector<NameCount>* v) {
+  std::sort(v->begin(), v->end(), [](const NameCount& a, const NameCount& b) {
+    if (a.count != b.count) return a.count > b.count;
+    return a.name < b.name;
+  });
+}
+
+std::vector<NameCount> CountsToNames(const EventLog& log,
+                                     const std::vector<int64_t>& counts) {
+  std::vector<NameCount> out;
+  for (size_t a = 0; a < counts.size(); ++a) {
+    if (counts[a] > 0) {
+      out.push_back(
+          NameCount{log.activity_name(static_cast<int32_t>(a)), counts[a]});
+    }
+  }
+  SortNameCounts(&out);
+  return out;
+}
+
+// Maps (from, to) activity pairs to dense edge ids: a matrix for few
+// activities, a hash map otherwise.
+class EdgeIndex {
+ public:
+  explicit EdgeIndex(int32_t num_activities) : n_(num_activities) {
+    if (static_cast<int64_t>(n_) * n_ <= (int64_t{1} << 20)) {
+      dense_.assign(static_cast<size_t>(n_) * n_, -1);
+    }
+  }
+  // Returns the id of the edge, creating it when new.
+  int32_t Get(int32_t from, int32_t to) {
+    int64_t key = static_cast<int64_t>(from) * n_ + to;
+    if (!dense_.empty()) {
+      int32_t& slot = dense_[key];
+      if (slot < 0) {
+        slot = static_cast<int32_t>(edges_.size());
+        edges_.emplace_back(from, to);
+      }
+      return slot;
+    }
+    auto [it, inserted] =
+        sparse_.try_emplace(key, static_cast<int32_t>(edges_.size()));
+    if (inserted) edges_.emplace_back(from, to);
+    return it->second;
+  }
+  const std::vector<std::pair<int32_t, int32_t>>& edges() const {
+    return edges_;
+  }
+
+ private:
+  int32_t n_;
+  std::vector<int32_t> dense_;
+  std::unordered_map<int64_t, int32_t> sparse_;
+  std::vector<std::pair<int32_t, int32_t>> edges_;
+};
+
+constexpr int64_t kUntimed = INT64_MIN;
+
+// Builds a DFG over items grouped by case.  `activity(i)` gives the
+// activity of item i; `gap(i)` the time in microseconds from item i - 1 to
+// item i, or kUntimed.
+template <typename ActivityFn, typename GapFn>
+Dfg BuildDfg(const EventLog& log, const std::vector<int64_t>& offsets,
+             ActivityFn activity, GapFn gap) {
+  const int32_t num_activities = log.activities().size();
+  const int64_t n = offsets.back();
+  EdgeIndex index(num_activities);
+  std::vector<int32_t> pair_edge(n, -1);  // by the second item of a pair
+  std::vector<int64_t> counts;
+  std::vector<int64_t> timed;
+  std::vector<int64_t> starts(num_activities, 0), ends(num_activities, 0);
+  const size_t num_cases = offsets.size() - 1;
+  for (size_t c = 0; c < num_cases; ++c) {
+    const int64_t b = offsets[c], e = offsets[c + 1];
+    if (b == e) continue;
+    ++starts[activity(b)];
+    ++ends[activity(e - 1)];
+    int32_t prev = activity(b);
+    for (int64_t i = b + 1; i < e; ++i) {
+      int32_t cur = activity(i);
+      int32_t id = index.Get(prev, cur);
+      if (static_cast<size_t>(id) == counts.size()) {
+        counts.push_back(0);
+        timed.push_back(0);
+      }
+      ++counts[id];
+      pair_edge[i] = id;
+      prev = cur;
+    }
+  }
+  // Gaps of each edge, contiguous (CSR by edge id).
+  const size_t num_edges = counts.size();
+  std::vector<int64_t> gap_of(n, kUntimed);
+  for (int64_t i = 0; i < n; ++i) {
+    if (pair_edge[i] < 0) continue;
+    int64_t g = gap(i);
+    gap_of[i] = g;
+    if (g != kUntimed) ++timed[pair_edge[i]];
+  }
+  std::vector<int64_t> pos(num_edges + 1, 0);
+  for (size_t k = 0; k < num_edges; ++k) pos[k + 1] = pos[k] + timed[k];
+  std::vector<int64_t> gaps(pos.back());
+  std::vector<int64_t> fill(pos.begin(), pos.end() - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    if (pair_edge[i] >= 0 && gap_of[i] != kUntimed) {
+      gaps[fill[pair_edge[i]]++] = gap_of[i];
+    }
+  }
+  Dfg dfg;
+  dfg.edges.reserve(num_edges);
+  for (size_t k = 0; k < num_edges; ++k) {
+    DfgEdge edge;
+    edge.from = log.activity_name(index.edges()[k].first);
+    edge.to = log.activity_name(index.edges()[k].second);
+    edge.count = counts[k];
+    edge.duration = ComputeDurationStats(
+        std::span<int64_t>(gaps.data() + pos[k], timed[k]));
+    dfg.edges.push_back(std::move(edge));
+  }
+  std::sort(dfg.edges.begin(), dfg.edges.end(),
+            [](const DfgEdge& a, const DfgEdge& b) {
+              if (a.count != b.count) return a.count > b.count;
+              if (a.from != b.from) return a.from < b.from;
+              return a.to < b.to;
+            });
+  dfg.start_activities = CountsToNames(log, starts);
+  dfg.end_activities = CountsToNames(log, ends);
+  return dfg;
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days (proleptic
+// Gregorian, day 0 = 1970-01-01).
+int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+// Returns a dense, ordered number for the period holding `micros`.
+int64_t PeriodKey(int64_t micros, Period period) {
+  int64_t day = FloorDiv(micros, kMicrosPerDay);
+  switch (period) {
+    case Period::kDay:
+      return day;
+    case Period::kWeek:
+      // 1970-01-01 was a Thursday; weeks start on Monday.
+      return FloorDiv(day + 3, 7);
+    case Period::kMonth: {
+      int64_t y;
+      unsigned m, d;
+      CivilFromDays(day, &y, &m, &d);
+      return y * 12 + (m - 1);
+    }
+  }
+  return day;
+}
+
+Timestamp PeriodStart(int64_t key, Period period) {
+  switch (period) {
+    case Period::kDay:
+      return Timestamp{key * kMicrosPerDay};
+    case Period::kWeek:
+      return Timestamp{(key * 7 - 3) * kMicrosPerDay};
+    case Period::kMonth: {
+      int64_t y = FloorDiv(key, 12);
+      unsigned m = static_cast<unsigned>(key - y * 12) + 1;
+      return Timestamp{DaysFromCivil(y, m, 1) * kMicrosPerDay};
+    }
+  }
+  return Timestamp{};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------
+
+std::optional<double> Percentile(std::span<int64_t> values, double q) {
+  const size_t n = values.size();
+  if (n == 0) return std::nullopt;
+  q = std::clamp(q, 0.0, 1.0);
+  const double pos = q * static_cast<double>(n - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const double frac = pos - static_cast<double>(lo);
+  std::nth_element(values.begin(), values.begin() + lo, values.end());
+  const double a = static_cast<double>(values[lo]);
+  if (frac == 0 || lo + 1 >= n) return a;
+  const double b = static_cast<double>(
+      *std::min_element(values.begin() + lo + 1, values.end()));
+  // numpy's _lerp: exact at both ends.
+  return frac < 0.5 ? a + (b - a) * frac : b - (b - a) * (1 - frac);
+}
+
+DurationStats ComputeDurationStats(std::span<int64_t> micros) {
+  DurationStats s;
+  s.count = static_cast<int64_t>(micros.size());
+  if (micros.empty()) return s;
+  __int128 sum = 0;
+  int64_t lo = micros[0], hi = micros[0];
+  for (int64_t v : micros) {
+    sum += v;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  s.mean = static_cast<double>(sum) / static_cast<double>(micros.size()) /
+           kMicrosPerSecond;
+  s.min = static_cast<double>(lo) / kMicrosPerSecond;
+  s.max = static_cast<double>(hi) / kMicrosPerSecond;
+  s.median = *Percentile(micros, 0.5) / kMicrosPerSecond;
+  s.p90 = *Percentile(micros, 0.9) / kMicrosPerSecond;
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Directly-follows graph
+// ---------------------------------------------------------------------------
+
+int64_t Dfg::Count(std::string_view from, std::string_view to) const {
+  const DfgEdge* e = Find(from, to);
+  return e == nullptr ? 0 : e->count;
+}
+
+const DfgEdge* Dfg::Find(std::string_view from, std::string_view to) const {
+  for (const DfgEdge& e : edges) {
+    if (e.from == from && e.to == to) return &e;
+  }
+  return nullptr;
+}
+
+Dfg DirectlyFollows(const EventLog& log) {
+  const int32_t* act = log.activity_column().data();
+  const int64_t* t = log.time_column().data();
+  return BuildDfg(
+      log, log.case_offsets(), [act](int64_t i) { return act[i]; },
+      [t](int64_t i) { return t[i] - t[i - 1]; });
+}
+
+// ---------------------------------------------------------------------------
+// Variants
+// ---------------------------------------------------------------------------
+
+std::vector<Variant> Variants(const EventLog& log) {
+  const int32_t* act = log.activity_column().data();
+  const std::vector<int64_t>& off = log.case_offsets();
+  const int32_t num_cases = log.num_cases();
+  std::vector<uint64_t> hashes(num_cases);
+  for (int32_t c = 0; c < num_cases; ++c) {
+    uint64_t h = 1469598103934665603ull;
+    for (int64_t e = off[c]; e < off[c + 1]; ++e) {
+      h ^= static_cast<uint32_t>(act[e]);
+      h *= 1099511628211ull;
+      h ^= h >> 29;
+    }
+    hashes[c] = h ^ static_cast<uint64_t>(off[c + 1] - off[c]);
+  }
+  auto hash = [&](int32_t c) { return static_cast<size_t>(hashes[c]); };
+  auto equal = [&](int32_t a, int32_t b) {
+    if (hashes[a] != hashes[b]) return false;
+    int64_t na = off[a + 1] - off[a], nb = off[b + 1] - off[b];
+    return na == nb && std::equal(act + off[a], act + off[a + 1],
+                                  act + off[b]);
+  };
+  std::unordered_map<int32_t, int64_t, decltype(hash), decltype(equal)> seen(
+      16, hash, equal);
+  std::vector<std::pair<int32_t, int64_t>> reps;  // first case, count
+  for (int32_t c = 0; c < num_cases; ++c) {
+    auto [it, inserted] =
+        seen.try_emplace(c, static_cast<int64_t>(reps.size()));
+    if (inserted) reps.emplace_back(c, 0);
+    ++reps[it->second].second;
+  }
+  std::vector<Variant> out;
+  out.reserve(reps.size());
+  for (const auto& [c, count] : reps) {
+    Variant v;
+    v.count = count;
+    v.example_case = log.case_id(c);
+    for (int64_t e = off[c]; e < off[c + 1]; ++e) {
+      v.activities.push_back(log.activity_name(act[e]));
+    }
+    out.push_back(std::move(v));
+  }
+  std::sort(out.begin(), out.end(), [](const Variant& a, const Variant& b) {
+    if (a.count != b.count) return a.count > b.count;
+    return a.activities < b.activities;
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Activity instances
+// ---------------------------------------------------------------------------
+
+std::optional<double> ActivityInstance::duration() const {
+  if (kind != InstanceKind::kPaired || !end) return std::nullopt;
+  return static_cast<double>(end->micros - start.micros) / kMicrosPerSecond;
+}
+
+namespace {
+
+// Forms the instances of each case with FIFO matching per activity.
+void FormInstances(const EventLog& log,
+                   std::vector<ActivityInstance>* instances,
+                   std::vector<int64_t>* case_offsets,
+                   std::vector<bool>* case_complete) {
+  const int32_t num_activities = log.activities().size();
+  std::vector<int64_t> head(num_activities, -1), tail(num_activities, -1);
+  std::vector<int64_t> next_pending;  // per instance
+  std::vector<int32_t> touched;
+  const int32_t num_cases = log.num_cases();
+  instances->reserve(log.num_events());
+  case_offsets->assign(1, 0);
+  case_complete->assign(num_cases, true);
+  for (int32_t c = 0; c < num_cases; ++c) {
+    for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+      const int32_t a = log.activity(e);
+      const Lifecycle lc = log.lifecycle(e);
+      if (lc == Lifecycle::kComplete && head[a] >= 0) {
+        int64_t k = head[a];
+        head[a] = next_pending[k];
+        if (head[a] < 0) tail[a] = -1;
+        ActivityInstance& inst = (*instances)[k];
+        inst.kind = InstanceKind::kPaired;
+        inst.end = log.time(e);
+        inst.end_event = e;
+        continue;
+      }
+      ActivityInstance inst;
+      inst.case_index = c;
+      inst.activity = a;
+      inst.start = log.time(e);
+      inst.start_event = e;
+      inst.resource = log.resource(e);
+      const int64_t k = static_cast<int64_t>(instances->size());
+      if (lc == Lifecycle::kStart) {
+        inst.kind = InstanceKind::kOpen;
+        if (head[a] < 0 && tail[a] < 0) touched.push_back(a);
+        if (tail[a] >= 0) {
+          next_pending[tail[a]] = k;
+        } else {
+          head[a] = k;
+        }
+        tail[a] = k;
+      } else {
+        inst.kind = InstanceKind::kAtomic;
+        inst.end = inst.start;
+      }
+      instances->push_back(inst);
+      next_pending.push_back(-1);
+    }
+    for (int32_t a : touched) {
+      if (head[a] >= 0) (*case_complete)[c] = false;
+      head[a] = tail[a] = -1;
+    }
+    touched.clear();
+    case_offsets->push_back(static_cast<int64_t>(instances->size()));
+  }
+}
+
+}  // namespace
+
+InstanceAnalysis ActivityInstances(const EventLog& log) {
+  InstanceAnalysis out;
+  FormInstances(log, &out.instances, &out.case_offsets, &out.case_complete);
+  const std::vector<ActivityInstance>& inst = out.instances;
+
+  // Service times per activity (CSR over activities).
+  const int32_t num_activities = log.activities().size();
+  std::vector<int64_t> total(num_activities, 0), open(num_activities, 0),
+      paired(num_activities, 0);
+  for (const ActivityInstance& i : inst) {
+    ++total[i.activity];
+    if (i.kind == InstanceKind::kOpen) ++open[i.activity];
+    if (i.kind == InstanceKind::kPaired) ++paired[i.activity];
+  }
+  std::vector<int64_t> pos(num_activities + 1, 0);
+  for (int32_t a = 0; a < num_activities; ++a) pos[a + 1] = pos[a] + paired[a];
+  std::vector<int64_t> durations(pos.back());
+  std::vector<int64_t> fill(pos.begin(), pos.end() - 1);
+  for (const ActivityInstance& i : inst) {
+    if (i.kind == InstanceKind::kPaired) {
+      durations[fill[i.activity]++] = i.end->micros - i.start.micros;
+    }
+  }
+  for (int32_t a = 0; a < num_activities; ++a) {
+    if (total[a] == 0) continue;
+    ActivityServiceTime s;
+    s.activity = log.activity_name(a);
+    s.instances = total[a];
+    s.open = open[a];
+    s.duration = ComputeDurationStats(
+        std::span<int64_t>(durations.data() + pos[a], paired[a]));
+    out.service_times.push_back(std::move(s));
+  }
+  std::sort(out.service_times.begin(), out.service_times.end(),
+            [](const ActivityServiceTime& a, const ActivityServiceTime& b) {
+              return a.activity < b.activity;
+            });
+
+  out.dfg = BuildDfg(
+      log, out.case_offsets,
+      [&inst](int64_t i) { return inst[i].activity; },
+      [&inst](int64_t i) -> int64_t {
+        const ActivityInstance& prev = inst[i - 1];
+        if (!prev.end) return kUntimed;
+        return inst[i].start.micros - prev.end->micros;
+      });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Time in activity, case durations
+// ---------------------------------------------------------------------------
+
+std::vector<ActivityTime> TimeInActivity(const EventLog& log) {
+  const int32_t num_activities = log.activities().size();
+  const int32_t* act = log.activity_column().data();
+  const int64_t* t = log.time_column().data();
+  std::vector<int64_t> events(num_activities, 0), timed(num_activities, 0);
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+      ++events[act[e]];
+      if (e + 1 < log.case_end(c)) ++timed[act[e]];
+    }
+  }
+  std::vector<int64_t> pos(num_activities + 1, 0);
+  for (int32_t a = 0; a < num_activities; ++a) pos[a + 1] = pos[a] + timed[a];
+  std::vector<int64_t> d(pos.back());
+  std::vector<int64_t> fill(pos.begin(), pos.end() - 1);
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    for (int64_t e = log.case_begin(c); e + 1 < log.case_end(c); ++e) {
+      d[fill[act[e]]++] = t[e + 1] - t[e];
+    }
+  }
+  std::vector<ActivityTime> out;
+  for (int32_t a = 0; a < num_activities; ++a) {
+    if (events[a] == 0) continue;
+    ActivityTime at;
+    at.activity = log.activity_name(a);
+    at.events = events[a];
+    at.duration =
+        ComputeDurationStats(std::span<int64_t>(d.data() + pos[a], timed[a]));
+    out.push_back(std::move(at));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ActivityTime& a, const ActivityTime& b) {
+              return a.activity < b.activity;
+            });
+  return out;
+}
+
+CaseDurations ComputeCaseDurations(const EventLog& log) {
+  CaseDurations out;
+  out.cases = log.num_cases();
+  out.per_case.resize(log.num_cases());
+  std::vector<int64_t> d;
+  d.reserve(log.num_cases());
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    if (log.case_size(c) == 0) continue;
+    int64_t micros =
+        log.time(log.case_end(c) - 1).micros - log.time(log.case_begin(c)).micros;
+    out.per_case[c] = static_cast<double>(micros) / kMicrosPerSecond;
+    d.push_back(micros);
+  }
+  out.duration = ComputeDurationStats(d);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Funnel, rework, hand-overs
+// ---------------------------------------------------------------------------
+
+StatusOr<FunnelResult> Funnel(const EventLog& log,
+                              const std::vector<std::string>& milestones) {
+  if (milestones.empty()) {
+    return Status(Code::kInvalidArgument,
+                  "empty milestone list (expected at least one activity)");
+  }
+  std::vector<int32_t> ids;
+  for (const std::string& m : milestones) {
+    int32_t id = log.FindActivity(m);
+    if (id < 0) {
+      std::string names;
+      for (const std::string& a : log.activities().strings()) {
+        if (names.size() > 200) {
+          names += ", ...";
+          break;
+        }
+        if (!names.empty()) names += ", ";
+        names += a;
+      }
+      return Status(Code::kNotFound, "unknown activity \"" + m +
+                                         "\" (expected one of " + names +
+                                         ")");
+    }
+    ids.push_back(id);
+  }
+  const size_t k = ids.size();
+  std::vector<int64_t> reached(k + 1, 0);  // cases reaching exactly j steps
+  const int32_t* act = log.activity_column().data();
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    size_t j = 0;
+    for (int64_t e = log.case_begin(c); e < log.case_end(c) && j < k; ++e) {
+      if (act[e] == ids[j]) ++j;
+    }
+    ++reached[j];
+  }
+  FunnelResult out;
+  out.total_cases = log.num_cases();
+  int64_t at_least = 0;
+  std::vector<int64_t> cumulative(k + 1, 0);
+  for (size_t j = k + 1; j-- > 0;) {
+    at_least += reached[j];
+    cumulative[j] = at_least;
+  }
+  for (size_t j = 0; j < k; ++j) {
+    FunnelStep s;
+    s.milestone = milestones[j];
+    s.cases = cumulative[j + 1];
+    s.conversion = out.total_cases == 0
+                       ? 0.0
+                       : static_cast<double>(s.cases) / out.total_cases;
+    int64_t prev = j == 0 ? out.total_cases : cumulative[j];
+    s.from_previous =
+        prev == 0 ? 0.0 : static_cast<double>(s.cases) / prev;
+    out.steps.push_back(std::move(s));
+  }
+  return out;
+}
+
+ReworkResult Rework(const EventLog& log) {
+  const int32_t num_activities = log.activities().size();
+  std::vector<int64_t> occurrences(num_activities, 0), pending(num_activities, 0);
+  std::vector<int64_t> cases(num_activities, 0), reps(num_activities, 0);
+  std::vector<int32_t> touched;
+  ReworkResult out;
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+      const int32_t a = log.activity(e);
+      if (occurrences[a] == 0 && pending[a] == 0) touched.push_back(a);
+      switch (log.lifecycle(e)) {
+        case Lifecycle::kStart:
+          ++occurrences[a];
+          ++pending[a];
+          break;
+        case Lifecycle::kComplete:
+          if (pending[a] > 0) {
+            --pending[a];
+          } else {
+            ++occurrences[a];
+          }
+          break;
+        default:
+          ++occurrences[a];
+      }
+    }
+    bool any = false;
+    for (int32_t a : touched) {
+      if (occurrences[a] > 1) {
+        ++cases[a];
+        reps[a] += occurrences[a] - 1;
+        any = true;
+      }
+      occurrences[a] = pending[a] = 0;
+    }
+    touched.clear();
+    if (any) ++out.cases_with_rework;
+  }
+  for (int32_t a = 0; a < num_activities; ++a) {
+    if (cases[a] > 0) {
+      out.activities.push_back(
+          ReworkEntry{log.activity_name(a), cases[a], reps[a]});
+    }
+  }
+  std::sort(out.activities.begin(), out.activities.end(),
+            [](const ReworkEntry& a, const ReworkEntry& b) {
+              if (a.repetitions != b.repetitions) {
+                return a.repetitions > b.repetitions;
+              }
+              return a.activity < b.activity;
+            });
+  return out;
+}
+
+std::vector<HandOver> HandOvers(const EventLog& log) {
+  const int64_t n = log.resources().size();
+  std::unordered_map<int64_t, int64_t> counts;
+  const int32_t* res = log.resource_column().data();
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    for (int64_t e = log.case_begin(c) + 1; e < log.case_end(c); ++e) {
+      int32_t a = res[e - 1], b = res[e];
+      if (a < 0 || b < 0 || a == b) continue;
+      ++counts[a * n + b];
+    }
+  }
+  std::vector<HandOver> out;
+  out.reserve(counts.size());
+  for (const auto& [key, count] : counts) {
+    out.push_back(HandOver{
+        std::string(log.resource_name(static_cast<int32_t>(key / n))),
+        std::string(log.resource_name(static_cast<int32_t>(key % n))),
+        count});
+  }
+  std::sort(out.begin(), out.end(), [](const HandOver& a, const HandOver& b) {
+    if (a.count != b.count) return a.count > b.count;
+    if (a.from != b.from) return a.from < b.from;
+    return a.to < b.to;
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Arrivals and throughput
+// ---------------------------------------------------------------------------
+
+std::vector<PeriodCount> ArrivalsAndThroughput(const EventLog& log,
+                                               Period period) {
+  std::vector<PeriodCount> out;
+  if (log.num_events() == 0) return out;
+  const std::vector<int64_t>& t = log.time_column();
+  const auto [lo, hi] = std::minmax_element(t.begin(), t.end());
+  const int64_t first = PeriodKey(*lo, period);
+  const int64_t last = PeriodKey(*hi, period);
+  out.resize(static_cast<size_t>(last - first + 1));
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].start = PeriodStart(first + static_cast<int64_t>(i), period);
+  }
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    if (log.case_size(c) == 0) continue;
+    ++out[PeriodKey(t[log.case_begin(c)], period) - first].arrivals;
+    ++out[PeriodKey(t[log.case_end(c) - 1], period) - first].completions;
+  }
+  return out;
+}
+
+}  // namespace crmflow

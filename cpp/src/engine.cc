@@ -1,1 +1,888 @@
-// engine.cc: placeholder, being written.
+// engine.cc: creating transactions, firing events, replaying batches and
+// the lifecycle report (see engine.h for the semantics).
+//
+// Every write runs inside one store transaction guarded by an RAII scope,
+// so a refusal, a store failure or an exception thrown by a callback rolls
+// everything back before the error (or the exception, unchanged) leaves the
+// engine.  Callbacks are resolved per kind into tables indexed by state id
+// and transition index, so firing an event does no name lookups for hooks.
+// With the SQLite store the engine keeps a bounded cache of transactions,
+// validated by version inside the write lock; the memory store needs none.
+
+#include "crmflow/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "store_internal.h"
+
+namespace crmflow {
+namespace {
+
+std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out.empty() ? "none" : out;
+}
+
+Timestamp SystemNow() {
+  return Timestamp{std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count()};
+}
+
+// Linear-interpolated percentile of sorted values (numpy's default).
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  double pos = p * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  double frac = pos - static_cast<double>(lo);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+}
+
+// The arguments of one fire, as views so Replay copies nothing.
+struct FireArgs {
+  std::string_view id;
+  std::string_view event;
+  std::optional<Timestamp> time;
+  std::string_view actor;
+  std::string_view payload;
+  std::optional<int64_t> expected_version;
+  std::string_view source;
+};
+
+constexpr size_t kCacheLimit = 4096;
+
+}  // namespace
+
+// The engine's private state: callbacks, their per-kind resolution, the
+// transaction cache and the operations that need them.  (Named Callbacks in
+// the public header; it holds the rest of the runtime too.)
+struct Engine::Callbacks {
+  struct Hook {
+    std::string kind;
+    std::string state;  // "*" = any
+    HookFn fn;
+  };
+  struct NamedGuard {
+    const std::string* name;
+    const GuardFn* fn;  // nullptr when not registered
+  };
+  struct NamedAction {
+    const std::string* name;
+    const HookFn* fn;
+  };
+  struct ResolvedTransition {
+    std::vector<NamedGuard> guards;
+    std::vector<NamedAction> actions;
+  };
+  // One kind's callbacks, indexed by state id and transition index.
+  struct Resolved {
+    const Workflow* wf = nullptr;
+    std::vector<std::vector<const HookFn*>> enter;
+    std::vector<std::vector<const HookFn*>> exit;
+    std::vector<ResolvedTransition> transitions;
+  };
+
+  std::map<std::string, GuardFn, std::less<>> guards;
+  std::map<std::string, HookFn, std::less<>> actions;
+  std::deque<Hook> enter_hooks;  // deque: stable addresses
+  std::deque<Hook> exit_hooks;
+  std::map<std::string, Resolved, std::less<>> resolved;
+  bool dirty = true;
+  std::string last_kind;
+  const Resolved* last = nullptr;
+
+  internal::StoreImpl* impl = nullptr;  // the store's fast path
+  bool in_process = false;
+  // Transactions as last written or read (SQLite only), keyed by id.
+  std::unordered_map<std::string, Transaction> cache;
+  // Workspace of Fire, reused so the hot path allocates nothing; a Fire
+  // called from inside a callback (`firing` > 0) uses its own.
+  Transaction scratch_txn;
+  HistoryRow scratch_row;
+  int firing = 0;
+
+  void Invalidate() {
+    dirty = true;
+    last = nullptr;
+  }
+
+  static void ResolveHooks(const std::deque<Hook>& hooks, const Workflow& wf,
+                           std::vector<std::vector<const HookFn*>>* out) {
+    out->assign(wf.state_count(), {});
+    for (const Hook& h : hooks) {
+      if (h.kind != wf.name()) continue;
+      if (h.state == "*") {
+        for (auto& v : *out) v.push_back(&h.fn);
+      } else {
+        int id = wf.StateId(h.state);
+        if (id != Workflow::kNoId) (*out)[id].push_back(&h.fn);
+      }
+    }
+  }
+
+  const Resolved* Resolve(const Engine& e, std::string_view kind) {
+    if (!dirty && last != nullptr && last_kind == kind) return last;
+    if (dirty) {
+      resolved.clear();
+      for (const auto& [name, wf] : e.workflows_) {
+        Resolved r;
+        r.wf = &wf;
+        ResolveHooks(enter_hooks, wf, &r.enter);
+        ResolveHooks(exit_hooks, wf, &r.exit);
+        for (const Workflow::Transition& t : wf.transitions()) {
+          ResolvedTransition rt;
+          for (const std::string& g : t.guards) {
+            auto it = guards.find(g);
+            rt.guards.push_back(
+                {&g, it == guards.end() ? nullptr : &it->second});
+          }
+          for (const std::string& a : t.actions) {
+            auto it = actions.find(a);
+            rt.actions.push_back(
+                {&a, it == actions.end() ? nullptr : &it->second});
+          }
+          r.transitions.push_back(std::move(rt));
+        }
+        resolved.emplace(name, std::move(r));
+      }
+      dirty = false;
+    }
+    auto it = resolved.find(kind);
+    if (it == resolved.end()) return nullptr;
+    last_kind = std::string(kind);
+    last = &it->second;
+    return last;
+  }
+
+  void Remember(const Transaction& txn) {
+    if (in_process) return;
+    if (cache.size() >= kCacheLimit && cache.find(txn.id) == cache.end()) {
+      // Crude but bounded: an engine touching more than the limit works
+      // like one without a cache.
+      cache.clear();
+    }
+    cache[txn.id] = txn;
+  }
+
+  // Fires one event.  On return `txn` holds the transaction as loaded
+  // (before the transition) when the call failed after loading it, and the
+  // transaction after the transition on success; `row` the row written.
+  static Status Fire(Engine& engine, const FireArgs& args, Transaction* txn,
+                     HistoryRow* row);
+
+  // Loads `id` for writing, inside the write transaction: the memory store
+  // directly; SQLite from the cache when the stored version (read under the
+  // write lock, so it cannot change before the commit) matches.
+  Status LoadForWrite(Store& store, std::string_view id, Transaction* out) {
+    if (in_process) {
+      auto found = store.LoadTransaction(id, out);
+      if (!found.ok()) return found.status();
+      if (!*found) {
+        return Status(Code::kNotFound, "transaction " + Quote(id) +
+                                           " not found");
+      }
+      return Status::Ok();
+    }
+    auto version = store.LoadVersion(id);
+    if (!version.ok()) return version.status();
+    auto it = cache.find(std::string(id));
+    if (!version->has_value()) {
+      if (it != cache.end()) cache.erase(it);
+      return Status(Code::kNotFound, "transaction " + Quote(id) +
+                                         " not found");
+    }
+    if (it != cache.end() && it->second.version == **version) {
+      *out = it->second;
+      return Status::Ok();
+    }
+    // Stale or absent: another engine wrote since, read the row again.
+    auto found = store.LoadTransaction(id, out);
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      return Status(Code::kNotFound, "transaction " + Quote(id) +
+                                         " not found");
+    }
+    return Status::Ok();
+  }
+};
+
+namespace {
+
+// Rolls the store transaction back unless committed; runs on exceptions.
+class WriteScope {
+ public:
+  WriteScope(Store* store, std::unordered_map<std::string, Transaction>* cache,
+             bool clear_cache_on_rollback)
+      : store_(store),
+        cache_(cache),
+        clear_cache_(clear_cache_on_rollback) {}
+  ~WriteScope() {
+    if (!done_) {
+      (void)store_->Rollback();
+      if (clear_cache_) cache_->clear();
+    }
+  }
+  WriteScope(const WriteScope&) = delete;
+  WriteScope& operator=(const WriteScope&) = delete;
+
+  Status Commit() {
+    done_ = true;
+    return store_->Commit();
+  }
+
+ private:
+  Store* store_;
+  std::unordered_map<std::string, Transaction>* cache_;
+  bool clear_cache_;
+  bool done_ = false;
+};
+
+Status CheckText(std::string_view what, std::string_view text,
+                 std::string_view id) {
+  if (IsValidUtf8(text)) return Status::Ok();
+  return Status(Code::kInvalidArgument, "transaction " + Quote(id) + ": " +
+                                            std::string(what) +
+                                            " is not valid UTF-8");
+}
+
+// Checks given attributes against the declarations.  `all` is the complete
+// set after the change, checked for required ones.
+Status CheckAttributes(const Workflow& wf, std::string_view id,
+                       const Attributes& given, const Attributes& all) {
+  for (size_t i = 0; i < given.size(); ++i) {
+    const auto& [name, v] = given[i];
+    const AttributeSpec* spec = wf.FindAttributeSpec(name);
+    if (spec == nullptr) {
+      std::vector<std::string> declared;
+      for (const auto& a : wf.attributes()) declared.push_back(a.name);
+      return Status(Code::kInvalidArgument,
+                    "transaction " + Quote(id) + ": unknown attribute " +
+                        Quote(name) + " (declared: " + Join(declared) + ")");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (given[j].first == name) {
+        return Status(Code::kInvalidArgument, "transaction " + Quote(id) +
+                                                  ": attribute " +
+                                                  Quote(name) +
+                                                  " given twice");
+      }
+    }
+    if (!v.is_null() && v.type() != spec->type) {
+      return Status(Code::kInvalidArgument,
+                    "transaction " + Quote(id) + ": attribute " +
+                        Quote(name) + " has type " +
+                        ValueTypeName(v.type()) + " (expected " +
+                        ValueTypeName(spec->type) + ")");
+    }
+    if (v.type() == ValueType::kText && !IsValidUtf8(v.text())) {
+      return Status(Code::kInvalidArgument, "transaction " + Quote(id) +
+                                                ": attribute " +
+                                                Quote(name) +
+                                                " is not valid UTF-8");
+    }
+  }
+  for (const AttributeSpec& spec : wf.attributes()) {
+    if (!spec.required) continue;
+    const Value* v = FindAttribute(all, spec.name);
+    if (v == nullptr || v->is_null()) {
+      return Status(Code::kInvalidArgument,
+                    "transaction " + Quote(id) + ": required attribute " +
+                        Quote(spec.name) + " missing (expected a " +
+                        ValueTypeName(spec.type) + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Store> store, ClockFn clock)
+    : store_(std::move(store)),
+      clock_(std::move(clock)),
+      callbacks_(std::make_unique<Callbacks>()) {
+  callbacks_->impl = dynamic_cast<internal::StoreImpl*>(store_.get());
+  callbacks_->in_process = callbacks_->impl != nullptr &&
+                           callbacks_->impl->in_process();
+}
+
+Engine::~Engine() {
+  // An explicit Begin left open is abandoned, as a crash would.
+  while (store_ && store_->depth() > 0) {
+    if (!store_->Rollback().ok()) break;
+  }
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
+  std::unique_ptr<Store> store;
+  if (options.path.empty()) {
+    store = NewMemoryStore();
+  } else {
+    auto opened = OpenSqliteStore(options.path, options.sqlite);
+    if (!opened.ok()) return opened.status();
+    store = std::move(*opened);
+  }
+  ClockFn clock = options.clock ? std::move(options.clock) : SystemNow;
+  return std::unique_ptr<Engine>(new Engine(std::move(store), clock));
+}
+
+Timestamp Engine::Now() const { return clock_(); }
+
+Status Engine::Register(Workflow workflow, std::string definition) {
+  // Structural problems refuse the workflow.  An ambiguous (shadowed)
+  // candidate and a terminal state with exits are warnings: the firing
+  // order is well defined (declaration order), and reordering candidates is
+  // a legitimate way to change behaviour.
+  std::string problems;
+  for (const Problem& p : workflow.Validate()) {
+    if (p.kind == Problem::Kind::kAmbiguousTransition ||
+        p.kind == Problem::Kind::kTerminalHasExit) {
+      continue;
+    }
+    if (!problems.empty()) problems += "; ";
+    problems += p.message;
+  }
+  if (!problems.empty()) return Status(Code::kValidationError, problems);
+  auto it = workflows_.find(workflow.name());
+  if (it != workflows_.end() && workflow.version() <= it->second.version()) {
+    return Status(Code::kAlreadyExists,
+                  "workflow " + Quote(workflow.name()) + " version " +
+                      std::to_string(it->second.version()) +
+                      " already registered (expected a version above " +
+                      std::to_string(it->second.version()) + ")");
+  }
+  CRMFLOW_RETURN_IF_ERROR(store_->Begin());
+  {
+    WriteScope scope(store_.get(), &callbacks_->cache, false);
+    CRMFLOW_RETURN_IF_ERROR(store_->SaveWorkflow(
+        StoredWorkflow{workflow.name(), workflow.version(), definition}));
+    CRMFLOW_RETURN_IF_ERROR(scope.Commit());
+  }
+  std::string name = workflow.name();
+  if (it != workflows_.end()) {
+    it->second = std::move(workflow);
+  } else {
+    workflows_.emplace(std::move(name), std::move(workflow));
+  }
+  callbacks_->Invalidate();
+  return Status::Ok();
+}
+
+const Workflow* Engine::FindWorkflow(std::string_view kind) const {
+  auto it = workflows_.find(kind);
+  return it == workflows_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Engine::kinds() const {
+  std::vector<std::string> out;
+  for (const auto& [name, wf] : workflows_) out.push_back(name);
+  return out;
+}
+
+StatusOr<std::vector<StoredWorkflow>> Engine::StoredWorkflows() {
+  return store_->LoadWorkflows();
+}
+
+void Engine::RegisterGuard(std::string name, GuardFn fn) {
+  callbacks_->guards[std::move(name)] = std::move(fn);
+  callbacks_->Invalidate();
+}
+
+void Engine::RegisterAction(std::string name, HookFn fn) {
+  callbacks_->actions[std::move(name)] = std::move(fn);
+  callbacks_->Invalidate();
+}
+
+void Engine::OnEnter(std::string kind, std::string state, HookFn fn) {
+  callbacks_->enter_hooks.push_back(
+      Callbacks::Hook{std::move(kind), std::move(state), std::move(fn)});
+  callbacks_->Invalidate();
+}
+
+void Engine::OnExit(std::string kind, std::string state, HookFn fn) {
+  callbacks_->exit_hooks.push_back(
+      Callbacks::Hook{std::move(kind), std::move(state), std::move(fn)});
+  callbacks_->Invalidate();
+}
+
+void Engine::ClearCallbacks() {
+  callbacks_->guards.clear();
+  callbacks_->actions.clear();
+  callbacks_->enter_hooks.clear();
+  callbacks_->exit_hooks.clear();
+  callbacks_->Invalidate();
+}
+
+StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
+  Callbacks& cb = *callbacks_;
+  const Callbacks::Resolved* r = cb.Resolve(*this, req.kind);
+  if (r == nullptr) {
+    return Status(Code::kNotFound, "transaction " + Quote(req.id) +
+                                       ": unknown kind " + Quote(req.kind) +
+                                       " (registered: " + Join(kinds()) +
+                                       ")");
+  }
+  const Workflow& wf = *r->wf;
+  if (req.id.empty() || !IsValidUtf8(req.id)) {
+    return Status(Code::kInvalidArgument,
+                  "kind " + Quote(req.kind) +
+                      ": invalid transaction id (expected non-empty UTF-8)");
+  }
+  CRMFLOW_RETURN_IF_ERROR(CheckText("customer id", req.customer_id, req.id));
+  CRMFLOW_RETURN_IF_ERROR(CheckText("parent id", req.parent_id, req.id));
+  CRMFLOW_RETURN_IF_ERROR(CheckText("actor", req.actor, req.id));
+  CRMFLOW_RETURN_IF_ERROR(CheckText("source", req.source, req.id));
+  CRMFLOW_RETURN_IF_ERROR(
+      CheckAttributes(wf, req.id, req.attributes, req.attributes));
+  Timestamp time = req.time ? *req.time : clock_();
+  int initial = wf.initial_state();
+
+  CRMFLOW_RETURN_IF_ERROR(store_->Begin());
+  WriteScope scope(store_.get(), &cb.cache, false);
+  auto existing = store_->LoadVersion(req.id);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    return Status(Code::kAlreadyExists,
+                  "transaction " + Quote(req.id) + " already exists");
+  }
+  if (!req.source.empty()) {
+    auto has = store_->HasSource(req.source);
+    if (!has.ok()) return has.status();
+    if (*has) {
+      return Status(Code::kAlreadyExists, "transaction " + Quote(req.id) +
+                                              ": source " +
+                                              Quote(req.source) +
+                                              " already recorded");
+    }
+  }
+  Transaction txn;
+  txn.id = req.id;
+  txn.kind = req.kind;
+  txn.state = wf.StateName(initial);
+  txn.customer_id = req.customer_id;
+  txn.parent_id = req.parent_id;
+  if (!req.parent_id.empty()) {
+    Transaction parent;
+    auto found = store_->LoadTransaction(req.parent_id, &parent);
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      return Status(Code::kNotFound, "transaction " + Quote(req.id) +
+                                         ": parent " + Quote(req.parent_id) +
+                                         " not found");
+    }
+    if (txn.customer_id.empty()) txn.customer_id = parent.customer_id;
+  }
+  txn.attributes = req.attributes;
+  txn.version = 1;
+  txn.workflow_version = wf.version();
+  txn.created_at = txn.updated_at = txn.state_entered_at = time;
+
+  CallContext ctx{txn, wf, "create", "", txn.state, time, req.actor, ""};
+  for (const HookFn* h : r->enter[initial]) (*h)(ctx);
+
+  CRMFLOW_RETURN_IF_ERROR(store_->InsertTransaction(txn));
+  HistoryRow row;
+  row.transaction_id = txn.id;
+  row.event = "create";
+  row.to_state = txn.state;
+  row.time = time;
+  row.actor = req.actor;
+  row.workflow_version = wf.version();
+  row.source = req.source;
+  auto seq = store_->AppendHistory(row);
+  if (!seq.ok()) return seq.status();
+  CRMFLOW_RETURN_IF_ERROR(scope.Commit());
+  cb.Remember(txn);
+  return txn;
+}
+
+Status Engine::Callbacks::Fire(Engine& engine, const FireArgs& args,
+                               Transaction* txn_out, HistoryRow* row_out) {
+  Callbacks& cb = *engine.callbacks_;
+  Store& store = *engine.store_;
+  const ClockFn& clock = engine.clock_;
+  if (!IsValidUtf8(args.actor) || !IsValidUtf8(args.payload) ||
+      !IsValidUtf8(args.source) || !IsValidUtf8(args.event)) {
+    return Status(Code::kInvalidArgument,
+                  "transaction " + Quote(args.id) +
+                      ": event, actor, payload or source is not valid UTF-8");
+  }
+  CRMFLOW_RETURN_IF_ERROR(store.Begin());
+  WriteScope scope(&store, &cb.cache, false);
+  Transaction& txn = *txn_out;
+  CRMFLOW_RETURN_IF_ERROR(cb.LoadForWrite(store, args.id, &txn));
+  if (args.expected_version && *args.expected_version != txn.version) {
+    return Status(Code::kConcurrentUpdate,
+                  "transaction " + Quote(args.id) + ": stale version " +
+                      std::to_string(*args.expected_version) +
+                      " (stored version " + std::to_string(txn.version) +
+                      ")");
+  }
+  const Resolved* r = cb.Resolve(engine, txn.kind);
+  if (r == nullptr) {
+    return Status(Code::kNotFound, "transaction " + Quote(args.id) +
+                                       ": kind " + Quote(txn.kind) +
+                                       " has no registered workflow");
+  }
+  const Workflow& wf = *r->wf;
+  int state = wf.StateId(txn.state);
+  int event = wf.EventId(args.event);
+  const auto& candidates = wf.Candidates(state, event);
+  if (candidates.empty()) {
+    return Status(Code::kNotAllowed,
+                  "transaction " + Quote(args.id) + " in state " +
+                      Quote(txn.state) + ": event " + Quote(args.event) +
+                      " not allowed (allowed: " + Join(wf.EventsFrom(state)) +
+                      ")");
+  }
+  if (!args.source.empty()) {
+    auto has = store.HasSource(args.source);
+    if (!has.ok()) return has.status();
+    if (*has) {
+      return Status(Code::kAlreadyExists, "transaction " + Quote(args.id) +
+                                              ": source " +
+                                              Quote(args.source) +
+                                              " already recorded");
+    }
+  }
+  Timestamp time = args.time ? *args.time : clock();
+  CallContext ctx{txn,       wf,         args.event,   txn.state,
+                  "",        time,       args.actor,   args.payload};
+
+  // 1. Candidates in declaration order, guards left to right.
+  const Workflow::Transition* chosen = nullptr;
+  Status refusal;
+  std::string reason;
+  for (const Workflow::Transition* t : candidates) {
+    ctx.to_state = wf.StateName(t->target);
+    bool passed = true;
+    for (const auto& g : r->transitions[t->index].guards) {
+      if (g.fn == nullptr) {
+        return Status(Code::kNotFound,
+                      "transaction " + Quote(args.id) + ": guard " +
+                          Quote(*g.name) + " of event " + Quote(args.event) +
+                          " not registered");
+      }
+      reason.clear();
+      if (!(*g.fn)(ctx, &reason)) {
+        if (refusal.ok()) {
+          std::string msg = "guard " + Quote(*g.name) + " refused event " +
+                            Quote(args.event) + " on transaction " +
+                            Quote(args.id);
+          if (!reason.empty()) msg += ": " + reason;
+          refusal = Status(Code::kGuardRefused, std::move(msg));
+        }
+        passed = false;
+        break;
+      }
+    }
+    if (passed) {
+      chosen = t;
+      break;
+    }
+  }
+  if (chosen == nullptr) return refusal;
+  const auto& actions = r->transitions[chosen->index].actions;
+  for (const auto& a : actions) {
+    if (a.fn == nullptr) {
+      return Status(Code::kNotFound, "transaction " + Quote(args.id) +
+                                         ": action " + Quote(*a.name) +
+                                         " of event " + Quote(args.event) +
+                                         " not registered");
+    }
+  }
+
+  // 2. Exit hooks, actions, entry hooks (only actions when internal).
+  const std::string& to_state = wf.StateName(chosen->target);
+  ctx.to_state = to_state;
+  bool external = !chosen->internal;
+  if (external) {
+    for (const HookFn* h : r->exit[state]) (*h)(ctx);
+  }
+  for (const auto& a : actions) (*a.fn)(ctx);
+  if (external) {
+    for (const HookFn* h : r->enter[chosen->target]) (*h)(ctx);
+  }
+
+  // 3. The write: state, version + 1 and the history row.
+  HistoryRow& row = *row_out;
+  row.transaction_id = txn.id;
+  row.event.assign(args.event);
+  row.from_state = txn.state;
+  row.to_state = to_state;
+  row.time = time;
+  row.actor.assign(args.actor);
+  row.payload.assign(args.payload);
+  row.internal = chosen->internal;
+  row.workflow_version = wf.version();
+  row.source.assign(args.source);
+  int64_t old_version = txn.version;
+  txn.state = to_state;
+  txn.version = old_version + 1;
+  txn.updated_at = time;
+  if (external) txn.state_entered_at = time;
+  if (cb.impl != nullptr) {
+    auto seq = cb.impl->ApplyTransition(txn, old_version, row);
+    if (!seq.ok()) return seq.status();
+    row.seq = *seq;
+  } else {
+    CRMFLOW_RETURN_IF_ERROR(store.UpdateTransaction(txn, old_version));
+    auto seq = store.AppendHistory(row);
+    if (!seq.ok()) return seq.status();
+    row.seq = *seq;
+  }
+  CRMFLOW_RETURN_IF_ERROR(scope.Commit());
+  cb.Remember(txn);
+  return Status::Ok();
+}
+
+StatusOr<FireResult> Engine::Fire(std::string_view id, std::string_view event,
+                                  const FireOptions& options) {
+  FireArgs args{id,           event,
+                options.time, options.actor,
+                options.payload, options.expected_version,
+                options.source};
+  Callbacks& cb = *callbacks_;
+  Transaction local_txn;
+  HistoryRow local_row;
+  bool nested = cb.firing > 0;
+  Transaction& txn = nested ? local_txn : cb.scratch_txn;
+  HistoryRow& row = nested ? local_row : cb.scratch_row;
+  ++cb.firing;
+  struct Unmark {
+    int* n;
+    ~Unmark() { --*n; }
+  } unmark{&cb.firing};
+  CRMFLOW_RETURN_IF_ERROR(Callbacks::Fire(*this, args, &txn, &row));
+  FireResult result;
+  result.state = txn.state;
+  result.version = txn.version;
+  result.seq = row.seq;
+  result.internal = row.internal;
+  return result;
+}
+
+StatusOr<std::vector<std::string>> Engine::AllowedEvents(std::string_view id) {
+  auto txn = Get(id);
+  if (!txn.ok()) return txn.status();
+  const Workflow* wf = FindWorkflow(txn->kind);
+  if (wf == nullptr) {
+    return Status(Code::kNotFound, "transaction " + Quote(id) + ": kind " +
+                                       Quote(txn->kind) +
+                                       " has no registered workflow");
+  }
+  return wf->EventsFrom(wf->StateId(txn->state));
+}
+
+StatusOr<Transaction> Engine::SetAttributes(std::string_view id,
+                                            const Attributes& attributes,
+                                            int64_t expected_version) {
+  Callbacks& cb = *callbacks_;
+  CRMFLOW_RETURN_IF_ERROR(store_->Begin());
+  WriteScope scope(store_.get(), &cb.cache, false);
+  Transaction txn;
+  CRMFLOW_RETURN_IF_ERROR(cb.LoadForWrite(*store_, id, &txn));
+  if (txn.version != expected_version) {
+    return Status(Code::kConcurrentUpdate,
+                  "transaction " + Quote(id) + ": stale version " +
+                      std::to_string(expected_version) + " (stored version " +
+                      std::to_string(txn.version) + ")");
+  }
+  const Workflow* wf = FindWorkflow(txn.kind);
+  if (wf == nullptr) {
+    return Status(Code::kNotFound, "transaction " + Quote(id) + ": kind " +
+                                       Quote(txn.kind) +
+                                       " has no registered workflow");
+  }
+  Attributes merged = txn.attributes;
+  for (const auto& [name, v] : attributes) SetAttribute(merged, name, v);
+  CRMFLOW_RETURN_IF_ERROR(CheckAttributes(*wf, id, attributes, merged));
+  txn.attributes = std::move(merged);
+  txn.version = expected_version + 1;
+  txn.updated_at = clock_();
+  CRMFLOW_RETURN_IF_ERROR(store_->UpdateTransaction(txn, expected_version));
+  CRMFLOW_RETURN_IF_ERROR(scope.Commit());
+  cb.Remember(txn);
+  return txn;
+}
+
+StatusOr<Transaction> Engine::Get(std::string_view id) {
+  Transaction txn;
+  auto found = store_->LoadTransaction(id, &txn);
+  if (!found.ok()) return found.status();
+  if (!*found) {
+    return Status(Code::kNotFound, "transaction " + Quote(id) + " not found");
+  }
+  // A fresh read is a valid cache entry (SQLite only).
+  if (store_->depth() == 0) callbacks_->Remember(txn);
+  return txn;
+}
+
+StatusOr<std::vector<Transaction>> Engine::List(std::string_view kind,
+                                                std::string_view state) {
+  return store_->QueryTransactions(kind, state);
+}
+
+StatusOr<std::vector<HistoryRow>> Engine::History(const HistoryQuery& query) {
+  return store_->QueryHistory(query);
+}
+
+StatusOr<std::vector<Deviation>> Engine::Deviations(std::string_view kind) {
+  return store_->QueryDeviations(kind);
+}
+
+Status Engine::RecordDeviation(const Deviation& deviation) {
+  return store_->AppendDeviation(deviation);
+}
+
+StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
+                                       const ReplayOptions& options) {
+  Callbacks& cb = *callbacks_;
+  ReplaySummary summary;
+  std::unordered_map<std::string_view, int> positions;
+  CRMFLOW_RETURN_IF_ERROR(store_->Begin());
+  // A rolled-back batch may have updated cached transactions: drop them.
+  auto scope = std::make_unique<WriteScope>(store_.get(), &cb.cache, true);
+  int64_t since_commit = 0;
+  Transaction local_txn;
+  HistoryRow local_row;
+  bool nested = cb.firing > 0;
+  Transaction& txn = nested ? local_txn : cb.scratch_txn;
+  HistoryRow& row = nested ? local_row : cb.scratch_row;
+  ++cb.firing;
+  struct Unmark {
+    int* n;
+    ~Unmark() { --*n; }
+  } unmark{&cb.firing};
+  for (const ReplayEvent& ev : events) {
+    int position = positions[ev.transaction_id]++;
+    if (!ev.source.empty()) {
+      auto has = store_->HasSource(ev.source);
+      if (!has.ok()) return has.status();
+      if (*has) {
+        ++summary.skipped;
+        continue;
+      }
+    }
+    FireArgs args{ev.transaction_id, ev.event, ev.time, ev.actor,
+                  ev.payload,        std::nullopt, ""};
+    args.source = ev.source;
+    Status st = Callbacks::Fire(*this, args, &txn, &row);
+    if (st.ok()) {
+      ++summary.applied;
+    } else if (options.record_deviations &&
+               (st.code() == Code::kNotAllowed ||
+                st.code() == Code::kGuardRefused)) {
+      Deviation d;
+      d.transaction_id = ev.transaction_id;
+      d.kind = txn.kind;
+      d.position = position;
+      d.state = txn.state;
+      d.event = ev.event;
+      d.time = ev.time;
+      d.reason = st.message();
+      d.source = ev.source;
+      CRMFLOW_RETURN_IF_ERROR(store_->AppendDeviation(d));
+      ++summary.deviations;
+    } else {
+      return st;
+    }
+    if (options.commit_every > 0 && ++since_commit >= options.commit_every) {
+      CRMFLOW_RETURN_IF_ERROR(scope->Commit());
+      since_commit = 0;
+      CRMFLOW_RETURN_IF_ERROR(store_->Begin());
+      scope = std::make_unique<WriteScope>(store_.get(), &cb.cache, true);
+    }
+  }
+  CRMFLOW_RETURN_IF_ERROR(scope->Commit());
+  return summary;
+}
+
+Status Engine::Begin() { return store_->Begin(); }
+
+Status Engine::Commit() { return store_->Commit(); }
+
+Status Engine::Rollback() {
+  // Cached copies may hold writes being undone.
+  callbacks_->cache.clear();
+  return store_->Rollback();
+}
+
+StatusOr<std::vector<KindReport>> Engine::Report() {
+  std::vector<KindReport> out;
+  for (const auto& [kind, wf] : workflows_) {
+    auto txns = store_->QueryTransactions(kind, "");
+    if (!txns.ok()) return txns.status();
+    if (txns->empty()) continue;
+    KindReport report;
+    report.kind = kind;
+    report.transactions = static_cast<int64_t>(txns->size());
+    for (const Transaction& t : *txns) ++report.by_state[t.state];
+
+    HistoryQuery q;
+    q.kind = kind;
+    auto rows = store_->QueryHistory(q);
+    if (!rows.ok()) return rows.status();
+    // Per transaction, in seq order: when it entered its current state
+    // (internal transitions do not reset it) and which states it reached.
+    struct Track {
+      Timestamp entered;
+      std::vector<std::string> reached;
+    };
+    std::unordered_map<std::string, Track> tracks;
+    std::map<std::tuple<std::string, std::string, std::string>,
+             std::vector<double>>
+        spans;
+    for (const HistoryRow& row : *rows) {
+      Track& tr = tracks[row.transaction_id];
+      if (std::find(tr.reached.begin(), tr.reached.end(), row.to_state) ==
+          tr.reached.end()) {
+        tr.reached.push_back(row.to_state);
+        ++report.reached[row.to_state];
+      }
+      if (row.from_state.empty() && row.event == "create") {
+        tr.entered = row.time;
+        continue;
+      }
+      double seconds =
+          static_cast<double>(row.time.micros - tr.entered.micros) / 1e6;
+      spans[{row.from_state, row.to_state, row.event}].push_back(seconds);
+      if (!row.internal) tr.entered = row.time;
+    }
+    for (auto& [key, values] : spans) {
+      std::sort(values.begin(), values.end());
+      KindReport::TransitionStat stat;
+      stat.from_state = std::get<0>(key);
+      stat.to_state = std::get<1>(key);
+      stat.event = std::get<2>(key);
+      stat.count = static_cast<int64_t>(values.size());
+      stat.median_seconds = Percentile(values, 0.5);
+      stat.p90_seconds = Percentile(values, 0.9);
+      report.transitions.push_back(std::move(stat));
+    }
+    std::stable_sort(report.transitions.begin(), report.transitions.end(),
+                     [](const KindReport::TransitionStat& a,
+                        const KindReport::TransitionStat& b) {
+                       return a.count > b.count;
+                     });
+    auto devs = store_->QueryDeviations(kind);
+    if (!devs.ok()) return devs.status();
+    report.deviations = static_cast<int64_t>(devs->size());
+    out.push_back(std::move(report));
+  }
+  return out;
+}
+
+}  // namespace crmflow

@@ -4,7 +4,8 @@
 // its behaviour depends on the C locale and it accepts too much).  Civil
 // times without an offset go through cctz::time_zone::lookup, whose
 // SKIPPED/REPEATED answers give the two candidate instants of a wall-clock
-// time around a daylight-saving change; the earlier one is taken.
+// time around a daylight-saving change; the one computed with the offset in
+// force before the change is taken (see timestamp.h).
 
 #include "crmflow/timestamp.h"
 
@@ -388,10 +389,11 @@ StatusOr<Timestamp> TimeZone::FromCivil(int year, int month, int day,
   }
   cctz::civil_second cs(year, month, day, hour, minute, second);
   const cctz::time_zone::civil_lookup cl = impl_->tz.lookup(cs);
-  // For a skipped time `pre` is the later candidate and `post` the earlier;
-  // for a repeated one it is the other way round.  Either way the earlier
-  // instant is the smaller.
-  auto tp = cl.pre < cl.post ? cl.pre : cl.post;
+  // `pre` reads the wall clock with the offset in force before the change:
+  // for a repeated time that is its first occurrence, for a skipped one the
+  // instant the clock would show had it not jumped (02:30 EST -> 03:30 EDT),
+  // as Python's zoneinfo does with fold=0.
+  auto tp = cl.pre;
   int64_t secs = tp.time_since_epoch().count();
   return Timestamp{secs * kMicrosPerSecond + micros};
 }

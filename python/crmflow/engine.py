@@ -31,7 +31,6 @@ share one SQLite file.
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 import math
 import os
@@ -371,7 +370,8 @@ def _callback(fn: Any, name: str) -> Callable[..., Any]:
     """
     if isinstance(fn, Guard):
         if type(fn).check is Guard.check:
-            message = f'guard "{name}": {type(fn).__name__} must override check'
+            cls = type(fn).__name__
+            message = f'guard "{name}": {cls} must override check'
             raise InvalidArgumentError(message)
         return fn.check
     if not callable(fn):
@@ -502,7 +502,6 @@ class Engine(_core.Engine):
         known = self._definitions.get(workflow.name)
         if known == (workflow.version, definition):
             return workflow
-        workflow.check()
         super().register(workflow._core, definition)
         self._definitions[workflow.name] = (workflow.version, definition)
         return workflow
@@ -786,13 +785,13 @@ class Engine(_core.Engine):
                 "from_state": pd.Series(cols["from_state"], dtype=object),
                 "to_state": cols["to_state"],
                 "time": _time_column(cols["time"]),
-                "actor": cols["actor"],
-                "payload": cols["payload"],
+                "actor": pd.Series(cols["actor"], dtype=object),
+                "payload": pd.Series(cols["payload"], dtype=object),
                 "internal": np.asarray(cols["internal"], dtype=bool),
                 "workflow_version": np.asarray(
                     cols["workflow_version"], dtype=np.int64
                 ),
-                "source": cols["source"],
+                "source": pd.Series(cols["source"], dtype=object),
             }
         )
 
@@ -817,7 +816,7 @@ class Engine(_core.Engine):
                 "event": cols["event"],
                 "time": _time_column(cols["time"]),
                 "reason": cols["reason"],
-                "source": cols["source"],
+                "source": pd.Series(cols["source"], dtype=object),
             }
         )
 

@@ -141,7 +141,8 @@ TEST(CsvReader, WithoutHeaderEveryRecordIsData) {
 TEST(CsvReader, GzipFileIsDetectedByItsMagicBytes) {
   // The extension says nothing: only the magic bytes count.
   std::string path = ::testing::TempDir() + "/csv_test_gzip.data";
-  WriteGzip(path, "\xEF\xBB\xBFid,name\r\n1,\"M\xC3\xBCller, Anna\"\r\n2,Bob\r\n");
+  WriteGzip(path,
+            "\xEF\xBB\xBFid,name\r\n1,\"M\xC3\xBCller, Anna\"\r\n2,Bob\r\n");
 
   auto r = CsvReader::Open(path, {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();

@@ -1,1 +1,423 @@
-// event_log_test.cc: placeholder, being written.
+// event_log_test.cc: the columnar event log, its CSV reader and writer, and
+// the history and column builders.  Expected values are worked out by hand
+// from the inputs written here.
+
+#include "crmflow/event_log.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "crmflow/analytics.h"
+
+namespace crmflow {
+namespace {
+
+const std::string kDataDir = CRMFLOW_TEST_DATA_DIR;
+
+Timestamp Iso(const char* text) { return Timestamp::ParseIso(text).value(); }
+
+// C04: 1000 cases with tied timestamps in file order, plus SR-X whose
+// rows are out of time order by 75 ms.
+std::string C04Csv(bool with_x) {
+  std::string csv = "case_id,activity,timestamp\n";
+  char id[16];
+  for (int i = 1; i <= 1000; ++i) {
+    std::snprintf(id, sizeof(id), "SR-%04d", i);
+    csv += std::string(id) + ",Created,2026-03-02T09:00:00Z\n";
+    csv += std::string(id) + ",Assigned,2026-03-02T09:00:00Z\n";
+    csv += std::string(id) + ",Resolved,2026-03-02T10:00:00Z\n";
+  }
+  if (with_x) {
+    csv += "SR-X,Created,2026-03-02T09:00:00.120Z\n";
+    csv += "SR-X,Assigned,2026-03-02T09:00:00.045Z\n";
+  }
+  return csv;
+}
+
+EventLog LoadC04(bool with_x) {
+  auto loaded = ReadCsvEventLogFromString("c04.csv", C04Csv(with_x), {});
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_TRUE(loaded->rejects.empty());
+  return std::move(loaded.value().log);
+}
+
+TEST(EventLogC04, ThousandCasesWithTiesKeepFileOrder) {
+  EventLog log = LoadC04(false);
+  ASSERT_EQ(log.num_cases(), 1000);
+  ASSERT_EQ(log.num_events(), 3000);
+  EXPECT_EQ(log.case_id(0), "SR-0001");
+  EXPECT_EQ(log.case_id(999), "SR-1000");
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    ASSERT_EQ(log.case_size(c), 3);
+    int64_t b = log.case_begin(c);
+    EXPECT_EQ(log.activity_name(log.activity(b)), "Created");
+    EXPECT_EQ(log.activity_name(log.activity(b + 1)), "Assigned");
+    EXPECT_EQ(log.activity_name(log.activity(b + 2)), "Resolved");
+  }
+  Dfg dfg = DirectlyFollows(log);
+  ASSERT_EQ(dfg.edges.size(), 2u);
+  EXPECT_EQ(dfg.Count("Created", "Assigned"), 1000);
+  EXPECT_EQ(dfg.Count("Assigned", "Resolved"), 1000);
+  EXPECT_EQ(dfg.Count("Assigned", "Created"), 0);
+  const DfgEdge* ca = dfg.Find("Created", "Assigned");
+  ASSERT_NE(ca, nullptr);
+  EXPECT_EQ(ca->duration.count, 1000);
+  EXPECT_EQ(ca->duration.mean, 0.0);
+  EXPECT_EQ(ca->duration.median, 0.0);
+  EXPECT_EQ(ca->duration.p90, 0.0);
+  EXPECT_EQ(dfg.Find("Assigned", "Resolved")->duration.mean, 3600.0);
+  ASSERT_EQ(dfg.start_activities.size(), 1u);
+  EXPECT_EQ(dfg.start_activities[0], (NameCount{"Created", 1000}));
+  std::vector<Variant> variants = Variants(log);
+  ASSERT_EQ(variants.size(), 1u);
+  EXPECT_EQ(variants[0].activities,
+            (std::vector<std::string>{"Created", "Assigned", "Resolved"}));
+  EXPECT_EQ(variants[0].count, 1000);
+}
+
+TEST(EventLogC04, SubSecondOrderAndWholeLog) {
+  EventLog log = LoadC04(true);
+  ASSERT_EQ(log.num_cases(), 1001);
+  int32_t x = log.FindCase("SR-X");
+  ASSERT_EQ(x, 1000);
+  ASSERT_EQ(log.case_size(x), 2);
+  int64_t b = log.case_begin(x);
+  EXPECT_EQ(log.activity_name(log.activity(b)), "Assigned");
+  EXPECT_EQ(log.activity_name(log.activity(b + 1)), "Created");
+  EXPECT_EQ(log.time(b + 1).micros - log.time(b).micros, 75000);
+  // The original rows: Created is data record 3000, Assigned 3001.
+  EXPECT_EQ(log.row(b), 3001);
+  EXPECT_EQ(log.row(b + 1), 3000);
+
+  Dfg dfg = DirectlyFollows(log);
+  ASSERT_EQ(dfg.edges.size(), 3u);
+  EXPECT_EQ(dfg.Count("Created", "Assigned"), 1000);
+  EXPECT_EQ(dfg.Count("Assigned", "Resolved"), 1000);
+  EXPECT_EQ(dfg.Count("Assigned", "Created"), 1);
+  EXPECT_DOUBLE_EQ(*dfg.Find("Assigned", "Created")->duration.mean, 0.075);
+  // Still 0 s: SR-X adds no Created -> Assigned pair.
+  EXPECT_EQ(dfg.Find("Created", "Assigned")->duration.max, 0.0);
+  EXPECT_EQ(dfg.start_activities,
+            (std::vector<NameCount>{{"Created", 1000}, {"Assigned", 1}}));
+  EXPECT_EQ(dfg.end_activities,
+            (std::vector<NameCount>{{"Resolved", 1000}, {"Created", 1}}));
+
+  // SR-X on its own.
+  EventLogBuilder only_x;
+  int32_t c = only_x.AddCase("SR-X");
+  for (int64_t e = b; e < log.case_end(x); ++e) {
+    only_x.AddEvent(c, log.activity_name(log.activity(e)), log.time(e), "",
+                    Lifecycle::kNone, log.row(e));
+  }
+  Dfg x_dfg = DirectlyFollows(std::move(only_x).Build());
+  EXPECT_EQ(x_dfg.start_activities,
+            (std::vector<NameCount>{{"Assigned", 1}}));
+  ASSERT_EQ(x_dfg.edges.size(), 1u);
+  EXPECT_EQ(x_dfg.edges[0].from, "Assigned");
+  EXPECT_EQ(x_dfg.edges[0].to, "Created");
+  EXPECT_DOUBLE_EQ(*x_dfg.edges[0].duration.median, 0.075);
+}
+
+TEST(EventLogC04, TenLoadsGiveIdenticalResults) {
+  EventLog first = LoadC04(true);
+  EventColumns want = first.ToColumns();
+  Dfg want_dfg = DirectlyFollows(first);
+  std::vector<Variant> want_variants = Variants(first);
+  for (int i = 0; i < 10; ++i) {
+    EventLog log = LoadC04(true);
+    EventColumns got = log.ToColumns();
+    EXPECT_EQ(got.case_ids, want.case_ids);
+    EXPECT_EQ(got.activities, want.activities);
+    EXPECT_EQ(got.timestamps, want.timestamps);
+    EXPECT_EQ(got.rows, want.rows);
+    Dfg dfg = DirectlyFollows(log);
+    ASSERT_EQ(dfg.edges.size(), want_dfg.edges.size());
+    for (size_t k = 0; k < dfg.edges.size(); ++k) {
+      EXPECT_EQ(dfg.edges[k].from, want_dfg.edges[k].from);
+      EXPECT_EQ(dfg.edges[k].to, want_dfg.edges[k].to);
+      EXPECT_EQ(dfg.edges[k].count, want_dfg.edges[k].count);
+      EXPECT_EQ(dfg.edges[k].duration.mean, want_dfg.edges[k].duration.mean);
+    }
+    EXPECT_EQ(dfg.start_activities, want_dfg.start_activities);
+    std::vector<Variant> variants = Variants(log);
+    ASSERT_EQ(variants.size(), want_variants.size());
+    for (size_t k = 0; k < variants.size(); ++k) {
+      EXPECT_EQ(variants[k].activities, want_variants[k].activities);
+      EXPECT_EQ(variants[k].count, want_variants[k].count);
+    }
+  }
+}
+
+CsvEventLogOptions C13Options() {
+  CsvEventLogOptions o;
+  o.attribute_columns = {"comment"};
+  return o;
+}
+
+TEST(EventLogC13, BomSemicolonQuotedNewlinesAndQuotes) {
+  auto loaded = ReadCsvEventLog(kDataDir + "/analytics_c13_bom_semicolon.csv",
+                                C13Options());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_cases(), 1);
+  ASSERT_EQ(log.num_events(), 2);
+  EXPECT_EQ(log.case_id(0), "SR-1");
+  EXPECT_EQ(log.activity_name(log.activity(0)), "Opened");
+  EXPECT_EQ(log.activity_name(log.activity(1)), "Resolved");
+  int comment = log.FindAttribute("comment");
+  ASSERT_EQ(comment, 0);
+  EXPECT_EQ(log.attribute(comment, 0),
+            "Kunde meldet:\nDrucker druckt nicht; Papierstau");
+  EXPECT_EQ(log.attribute(comment, 1), "Teil \"X-12\" getauscht");
+  Dfg dfg = DirectlyFollows(log);
+  ASSERT_EQ(dfg.edges.size(), 1u);
+  EXPECT_EQ(dfg.Count("Opened", "Resolved"), 1);
+  EXPECT_EQ(dfg.edges[0].duration.mean, 5400.0);
+
+  // Export and import again: identical events.
+  std::string path = testing::TempDir() + "/analytics_c13_roundtrip.csv";
+  ASSERT_TRUE(WriteEventLogCsv(log, path, ';').ok());
+  auto again = ReadCsvEventLog(path, C13Options());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EventColumns a = log.ToColumns();
+  EventColumns b = again->log.ToColumns();
+  EXPECT_EQ(a.case_ids, b.case_ids);
+  EXPECT_EQ(a.activities, b.activities);
+  EXPECT_EQ(a.timestamps, b.timestamps);
+  EXPECT_EQ(a.rows, b.rows);
+  EXPECT_EQ(a.attribute_names, b.attribute_names);
+  EXPECT_EQ(a.attribute_values, b.attribute_values);
+  std::remove(path.c_str());
+}
+
+TEST(EventLogCsvWriter, QuotesOnlyWhenNeeded) {
+  EventLogBuilder b;
+  int note = b.AddAttribute("note");
+  int32_t c = b.AddCase("A,1");
+  b.AddEvent(c, "Say \"hi\"", Iso("2026-01-01T00:00:00Z"), "bo", Lifecycle::kStart,
+             0);
+  b.SetAttribute(note, "x\ny");
+  b.AddEvent(c, "Plain", Iso("2026-01-01T00:00:01.5Z"), "", Lifecycle::kNone,
+             1);
+  EXPECT_EQ(EventLogToCsv(std::move(b).Build()),
+            "case_id,activity,timestamp,resource,lifecycle,note\n"
+            "\"A,1\",\"Say \"\"hi\"\"\",2026-01-01T00:00:00.000000Z,bo,start,"
+            "\"x\ny\"\n"
+            "\"A,1\",Plain,2026-01-01T00:00:01.500000Z,,,\n");
+}
+
+TEST(EventLogCsv, RaiseNamesFileLineColumn) {
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "A,Open,2026-01-01T00:00:00Z\n"
+      "A,Close,yesterday\n";
+  auto loaded = ReadCsvEventLogFromString("bad.csv", csv, {});
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Code::kParseError);
+  EXPECT_EQ(loaded.status().message(),
+            "bad.csv:3:3: unparseable time \"yesterday\" (expected ISO 8601)");
+}
+
+TEST(EventLogCsv, CollectListsEveryRejectAndKeepsTheRest) {
+  std::string csv =
+      "case_id,activity,timestamp,agent\n"
+      "A,Open,2026-01-01T00:00:00Z,ann\n"
+      ",Open,2026-01-01T00:00:00Z,ann\n"
+      "B,,2026-01-01T00:00:00Z,ann\n"
+      "B,Open,2026-13-01T00:00:00Z,ann\n"
+      "B,Open,2026-01-01T00:00:00Z\n"
+      "A,Close,2026-01-01T01:00:00Z,bob\n";
+  CsvEventLogOptions o;
+  o.resource_column = "agent";
+  o.on_error = OnError::kCollect;
+  auto loaded = ReadCsvEventLogFromString("r.csv", csv, o);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  EXPECT_EQ(log.num_cases(), 1);  // B never got a valid row
+  EXPECT_EQ(log.num_events(), 2);
+  EXPECT_EQ(log.resource_name(log.resource(1)), "bob");
+  // Row numbers are data record indexes: the kept rows are 0 and 5.
+  EXPECT_EQ(log.row(0), 0);
+  EXPECT_EQ(log.row(1), 5);
+  const auto& r = loaded->rejects;
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[0].file, "r.csv");
+  EXPECT_EQ(r[0].line, 3);
+  EXPECT_EQ(r[0].column, 1);
+  EXPECT_EQ(r[0].reason, "empty case id (expected a value in column case_id)");
+  EXPECT_EQ(r[1].line, 4);
+  EXPECT_EQ(r[1].column, 2);
+  EXPECT_EQ(r[2].line, 5);
+  EXPECT_EQ(r[2].column, 3);
+  EXPECT_EQ(r[2].reason,
+            "unparseable time \"2026-13-01T00:00:00Z\" (expected ISO 8601)");
+  EXPECT_EQ(r[3].line, 6);
+  EXPECT_NE(r[3].reason.find("record has 3 fields"), std::string::npos)
+      << r[3].reason;
+
+  o.on_error = OnError::kRaise;
+  auto raised = ReadCsvEventLogFromString("r.csv", csv, o);
+  ASSERT_FALSE(raised.ok());
+  EXPECT_EQ(raised.status().message(),
+            "r.csv:3:1: empty case id (expected a value in column case_id)");
+}
+
+TEST(EventLogCsv, MappingErrors) {
+  CsvEventLogOptions o;
+  o.timestamp_column = "ts";
+  auto missing =
+      ReadCsvEventLogFromString("m.csv", "case_id,activity,time\n", o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(missing.status().message(),
+            "m.csv: column \"ts\" not in the header (expected one of "
+            "case_id, activity, time)");
+  auto nofile = ReadCsvEventLog(kDataDir + "/analytics_no_such_file.csv", {});
+  ASSERT_FALSE(nofile.ok());
+  EXPECT_EQ(nofile.status().code(), Code::kNotFound);
+  CsvEventLogOptions zone;
+  zone.time_zone = "Mars/Olympus";
+  auto bad_zone = ReadCsvEventLogFromString(
+      "z.csv", "case_id,activity,timestamp\n", zone);
+  ASSERT_FALSE(bad_zone.ok());
+  EXPECT_EQ(bad_zone.status().code(), Code::kInvalidArgument);
+}
+
+TEST(EventLogCsv, FormatZoneAndLifecycle) {
+  std::string csv =
+      "id|what|when|lc\n"
+      "T1|Work|02.03.2026 10:00|START\n"
+      "T1|Work|02.03.2026 10:30|complete\n"
+      "T1|Note|02.03.2026 10:30|schedule\n";
+  CsvEventLogOptions o;
+  o.case_column = "id";
+  o.activity_column = "what";
+  o.timestamp_column = "when";
+  o.lifecycle_column = "lc";
+  o.time_format = "%d.%m.%Y %H:%M";
+  o.time_zone = "Europe/Berlin";
+  auto loaded = ReadCsvEventLogFromString("f.csv", csv, o);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_events(), 3);
+  // 10:00 in Berlin (CET, +01:00) is 09:00 UTC.
+  EXPECT_EQ(log.time(0), Iso("2026-03-02T09:00:00Z"));
+  EXPECT_EQ(log.lifecycle(0), Lifecycle::kStart);
+  EXPECT_EQ(log.lifecycle(1), Lifecycle::kComplete);
+  EXPECT_EQ(log.lifecycle(2), Lifecycle::kOther);
+}
+
+TEST(EventLogBuilderTest, GroupsByCaseAndSortsStably) {
+  EventLogBuilder b;
+  int32_t a = b.AddCase("a");
+  int32_t z = b.AddCase("z");
+  int32_t empty = b.AddCase("empty");
+  b.AddEvent(z, "z2", Timestamp{20}, "", Lifecycle::kNone, 0);
+  b.AddEvent(a, "a2", Timestamp{20}, "", Lifecycle::kNone, 1);
+  b.AddEvent(z, "z1", Timestamp{10}, "", Lifecycle::kNone, 2);
+  b.AddEvent(a, "a3", Timestamp{20}, "", Lifecycle::kNone, 3);
+  b.AddEvent(a, "a1", Timestamp{5}, "", Lifecycle::kNone, 4);
+  EventLog log = std::move(b).Build();
+  ASSERT_EQ(log.num_cases(), 3);
+  EXPECT_EQ(log.case_size(empty), 0);
+  std::vector<std::string> got;
+  for (int64_t e = 0; e < log.num_events(); ++e) {
+    got.push_back(log.activity_name(log.activity(e)));
+    EXPECT_EQ(log.case_of(e), e < 3 ? a : z);
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"a1", "a2", "a3", "z1", "z2"}));
+}
+
+TEST(EventLogHistory, ToStateOrEvent) {
+  std::vector<HistoryRow> rows(3);
+  rows[0].transaction_id = "O-1";
+  rows[0].event = "create";
+  rows[0].to_state = "draft";
+  rows[0].time = Iso("2026-01-01T08:00:00Z");
+  rows[0].actor = "ann";
+  rows[1].transaction_id = "O-1";
+  rows[1].event = "submit";
+  rows[1].from_state = "draft";
+  rows[1].to_state = "submitted";
+  rows[1].time = Iso("2026-01-01T09:00:00Z");
+  rows[2] = rows[1];
+  rows[2].event = "tick";
+  rows[2].internal = true;
+  rows[2].actor = "";
+  rows[2].time = Iso("2026-01-01T09:30:00Z");
+  EventLog by_state = EventLog::FromHistory(rows);
+  ASSERT_EQ(by_state.num_cases(), 1);
+  ASSERT_EQ(by_state.num_events(), 3);
+  EXPECT_EQ(by_state.activity_name(by_state.activity(0)), "draft");
+  EXPECT_EQ(by_state.activity_name(by_state.activity(1)), "submitted");
+  EXPECT_EQ(by_state.resource_name(by_state.resource(0)), "ann");
+  EXPECT_EQ(by_state.resource(2), -1);
+  EventLog by_event = EventLog::FromHistory(
+      rows, EventLog::HistoryActivity::kEvent, /*include_internal=*/false);
+  ASSERT_EQ(by_event.num_events(), 2);
+  EXPECT_EQ(by_event.activity_name(by_event.activity(1)), "submit");
+  // Time in state "draft": one hour.
+  std::vector<ActivityTime> t = TimeInActivity(by_state);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].activity, "draft");
+  EXPECT_EQ(t[0].duration.mean, 3600.0);
+}
+
+TEST(EventLogColumns, RoundTripAndErrors) {
+  EventColumns in;
+  in.case_ids = {"B", "A", "B"};
+  in.activities = {"y", "x", "w"};
+  in.timestamps = {2000000, 1000000, 1000000};
+  in.resources = {"r1", "", "r2"};
+  in.lifecycles = {"", "start", "COMPLETE"};
+  in.attribute_names = {"k"};
+  in.attribute_values = {{"1", "", "3"}};
+  in.cases = {"Empty"};
+  auto log = EventLog::FromColumns(in);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  ASSERT_EQ(log->num_cases(), 3);
+  EXPECT_EQ(log->case_id(0), "Empty");
+  EXPECT_EQ(log->case_size(0), 0);
+  EventColumns out = log->ToColumns();
+  EXPECT_EQ(out.cases, (std::vector<std::string>{"Empty", "B", "A"}));
+  EXPECT_EQ(out.case_ids, (std::vector<std::string>{"B", "B", "A"}));
+  EXPECT_EQ(out.activities, (std::vector<std::string>{"w", "y", "x"}));
+  EXPECT_EQ(out.timestamps, (std::vector<int64_t>{1000000, 2000000, 1000000}));
+  EXPECT_EQ(out.resources, (std::vector<std::string>{"r2", "r1", ""}));
+  EXPECT_EQ(out.lifecycles,
+            (std::vector<std::string>{"complete", "", "start"}));
+  EXPECT_EQ(out.rows, (std::vector<int64_t>{2, 0, 1}));
+  EXPECT_EQ(out.attribute_values[0], (std::vector<std::string>{"3", "1", ""}));
+  auto again = EventLog::FromColumns(out);
+  ASSERT_TRUE(again.ok());
+  EventColumns out2 = again->ToColumns();
+  EXPECT_EQ(out2.cases, out.cases);
+  EXPECT_EQ(out2.activities, out.activities);
+  EXPECT_EQ(out2.rows, out.rows);
+
+  EventColumns bad = in;
+  bad.resources.pop_back();
+  auto r = EventLog::FromColumns(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "column resources has 2 values (expected 3, one per event)");
+  bad = in;
+  bad.activities[1] = "";
+  r = EventLog::FromColumns(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "event 1 of case A: empty activity");
+}
+
+TEST(LifecycleTest, Parse) {
+  EXPECT_EQ(ParseLifecycle(""), Lifecycle::kNone);
+  EXPECT_EQ(ParseLifecycle(" Start "), Lifecycle::kStart);
+  EXPECT_EQ(ParseLifecycle("complete"), Lifecycle::kComplete);
+  EXPECT_EQ(ParseLifecycle("suspend"), Lifecycle::kOther);
+}
+
+}  // namespace
+}  // namespace crmflow

@@ -119,14 +119,15 @@ TEST(ParseTimestamp, MonthNameAndOneSpaceMatchingSeveral) {
   EXPECT_EQ(micros, 1768480200 * kSecond);
 }
 
-TEST(ParseTimestamp, SkippedHourInNewYorkResolvesToTheEarlierInstant) {
+TEST(ParseTimestamp, SkippedHourInNewYorkIsReadWithTheOffsetBeforeTheGap) {
   TimeZone new_york = Zone("America/New_York");
 
   int64_t micros = ParseMicros("2026-03-08 02:30", "", new_york);
 
-  // 02:30 does not exist on 2026-03-08; read with -04:00 it is 06:30Z and
-  // with -05:00 07:30Z; the earlier is 06:30Z.
-  EXPECT_EQ(micros, 1772951400 * kSecond);
+  // 02:30 does not exist on 2026-03-08; read with the standard-time offset
+  // in force before the jump (-05:00) it is 07:30Z, i.e. 03:30 EDT.
+  // 2026-03-08T00:00:00Z is 1772928000.
+  EXPECT_EQ(micros, (1772928000 + 7 * 3600 + 30 * 60) * kSecond);
 }
 
 TEST(ParseTimestamp, HourAfterTheGapInNewYorkIsDaylightTime) {
@@ -188,7 +189,8 @@ TEST(TimestampParser, UnknownFieldIsInvalidArgument) {
 }
 
 TEST(TimestampParser, ReusesItsFormatAndZone) {
-  auto parser = TimestampParser::Create("%d.%m.%Y %H:%M", Zone("Europe/Berlin"));
+  auto parser =
+      TimestampParser::Create("%d.%m.%Y %H:%M", Zone("Europe/Berlin"));
   ASSERT_TRUE(parser.ok());
 
   auto winter = parser->Parse("15.01.2026 13:30");

@@ -4,9 +4,12 @@
 // "29/2/2016 01:16", "12/31/2017 09:05:00 PM", "20170102".  ParseTimestamp
 // reads one of them given a format, and interprets a value without an
 // offset as wall-clock time in a given IANA zone (through the CCTZ library
-// and the system's zoneinfo).  Wall-clock times that do not exist (the
-// hour skipped at a daylight-saving start) or occur twice (the repeated
-// hour) resolve to the earlier instant.
+// and the system's zoneinfo).  A wall-clock time that occurs twice (the
+// hour repeated when daylight saving ends) resolves to its first
+// occurrence; one that does not exist (the hour skipped when it starts) is
+// read with the offset in force before the change, so 02:30 on a
+// spring-forward day in New York is 07:30Z, shown as 03:30 daylight time,
+// as Python's zoneinfo does with fold=0.
 //
 // Formats use strftime-like fields:
 //   %Y year (4 digits)   %m month 1-12 (1 or 2 digits)   %d day 1-31

@@ -1,0 +1,350 @@
+// event_log.h: a columnar, immutable event log for process mining.
+//
+// An EventLog holds the events of many cases (orders, tickets, service
+// requests) in contiguous column vectors, one entry per event: the case
+// index, the activity id, the timestamp (UTC microseconds), the resource id
+// (or none), the lifecycle transition (none / start / complete / other), the
+// original row number, and any number of optional text attribute columns.
+// Activities, resources and attribute values are interned: each distinct
+// string is stored once and events refer to it by a small integer id, so
+// memory grows with the number of events kept, not with the size of the
+// input text.
+//
+// Cases keep their string ids in order of first appearance and may have
+// zero events (the empty traces of an XES file).  The events of a case are
+// contiguous and sorted by (timestamp, original row) with a stable sort:
+// ties keep the order of the input file, sub-second precision is kept.
+// This order is a contract the analytics rely on.
+//
+// Sources: a CSV file (through crmflow::CsvReader, with a column mapping, a
+// time format and zone, and an error policy), an engine's history rows, or
+// plain columns in memory (for the Python binding).  An XES reader lives in
+// xes.h.  A log is exported back to columns (ToColumns) or to CSV text
+// (WriteEventLogCsv).
+//
+// Example:
+//
+//   crmflow::CsvEventLogOptions opts;
+//   opts.case_column = "case_id";
+//   opts.activity_column = "activity";
+//   opts.timestamp_column = "timestamp";
+//   opts.resource_column = "agent";
+//   auto loaded = crmflow::ReadCsvEventLog("tickets.csv.gz", opts);
+//   if (!loaded.ok()) return loaded.status();  // file:line:column: ...
+//   const crmflow::EventLog& log = loaded->log;
+//   for (int32_t c = 0; c < log.num_cases(); ++c) {
+//     for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+//       use(log.case_id(c), log.activity_name(log.activity(e)),
+//           log.time(e));
+//     }
+//   }
+//
+// An EventLog is immutable after construction and safe to read from many
+// threads.  Limits: fewer than 2^31 cases and distinct strings per pool,
+// fewer than 2^32 events.
+
+#ifndef CRMFLOW_EVENT_LOG_H_
+#define CRMFLOW_EVENT_LOG_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "crmflow/csv.h"
+#include "crmflow/status.h"
+#include "crmflow/store.h"
+#include "crmflow/value.h"
+
+namespace crmflow {
+
+// The lifecycle transition of an event (XES lifecycle:transition).
+enum class Lifecycle : uint8_t {
+  kNone = 0,   // no lifecycle given (an atomic event)
+  kStart,      // "start" (any letter case)
+  kComplete,   // "complete" (any letter case)
+  kOther,      // any other non-empty value ("schedule", "suspend", ...)
+};
+
+// Returns the lifecycle of `text`: "" -> kNone, "start" -> kStart,
+// "complete" -> kComplete (letter case ignored, surrounding blanks
+// ignored), anything else -> kOther.
+Lifecycle ParseLifecycle(std::string_view text);
+// Returns "", "start", "complete" or "other".
+const char* LifecycleName(Lifecycle lifecycle);
+
+// A set of distinct strings, each with a dense id 0, 1, 2 ... in order of
+// first insertion.  Lookups by string_view do not allocate.
+class StringPool {
+ public:
+  // Returns the id of `s`, inserting it when new.
+  int32_t Intern(std::string_view s);
+  // Returns the id of `s`, or -1 when absent.
+  int32_t Find(std::string_view s) const;
+  // Returns the string with id `id`.  Requires 0 <= id < size().
+  const std::string& Get(int32_t id) const { return strings_[id]; }
+  int32_t size() const { return static_cast<int32_t>(strings_.size()); }
+  // All strings, indexed by id.
+  const std::vector<std::string>& strings() const { return strings_; }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const {
+      return std::hash<std::string_view>()(s);
+    }
+  };
+  std::vector<std::string> strings_;
+  std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> index_;
+};
+
+// The events of a log as plain parallel columns, one entry per event (the
+// input of EventLog::FromColumns and the output of EventLog::ToColumns).
+struct EventColumns {
+  std::vector<std::string> case_ids;    // required, non-empty values
+  std::vector<std::string> activities;  // required, non-empty values
+  std::vector<int64_t> timestamps;      // required, UTC microseconds
+  // Optional: empty vector, or one entry per event ("" = no resource).
+  std::vector<std::string> resources;
+  // Optional: empty vector, or one entry per event (see ParseLifecycle).
+  std::vector<std::string> lifecycles;
+  // Optional: original row numbers; empty means 0, 1, 2 ... in input order.
+  std::vector<int64_t> rows;
+  // Text attribute columns: names and, for each, one value per event.
+  std::vector<std::string> attribute_names;
+  std::vector<std::vector<std::string>> attribute_values;
+  // Every case id in log order, including cases without events.  Input:
+  // optional (cases named here come first, in this order; cases that only
+  // appear in case_ids follow in order of first appearance).  Output:
+  // always filled.
+  std::vector<std::string> cases;
+};
+
+// An immutable columnar event log (see the file comment).  Build one with
+// EventLogBuilder, ReadCsvEventLog, EventLog::FromHistory,
+// EventLog::FromColumns or ReadXesEventLog (xes.h).
+class EventLog {
+ public:
+  // An empty log: no cases, no events.
+  EventLog() : case_offsets_(1, 0) {}
+
+  // Builds a log from an engine's history (HistoryRow in store.h).
+  // Case = transaction_id; resource = actor ("" = none); lifecycle none;
+  // row = the row's index in `rows`.  The activity is the state entered
+  // (to_state) with kToState -- the default, so that "time in activity"
+  // reads as time spent in a state and the creation row counts as entering
+  // the initial state -- or the event name with kEvent.  Internal rows are
+  // kept unless `include_internal` is false.  Never fails: rows with an
+  // empty activity are kept with activity "" (the engine never writes
+  // them).
+  enum class HistoryActivity { kToState, kEvent };
+  static EventLog FromHistory(const std::vector<HistoryRow>& rows,
+                              HistoryActivity activity =
+                                  HistoryActivity::kToState,
+                              bool include_internal = true);
+
+  // Builds a log from columns in memory.  Fails with kInvalidArgument when
+  // a column's length differs from case_ids' ("column resources has 3
+  // values (expected 4, one per event)"), or for an empty case id or
+  // activity ("event 7: empty activity").
+  static StatusOr<EventLog> FromColumns(const EventColumns& columns);
+
+  // Returns the events as columns, in log order (by case, then time), with
+  // `cases` listing every case.  FromColumns(ToColumns()) gives an equal
+  // log.
+  EventColumns ToColumns() const;
+
+  // --- Cases ---------------------------------------------------------------
+  int32_t num_cases() const {
+    return static_cast<int32_t>(case_ids_.size());
+  }
+  // Returns the string id of case `c`.  Requires 0 <= c < num_cases().
+  const std::string& case_id(int32_t c) const { return case_ids_.Get(c); }
+  // Returns the index of the case with id `id`, or -1.
+  int32_t FindCase(std::string_view id) const { return case_ids_.Find(id); }
+  // Events of case c are [case_begin(c), case_end(c)).
+  int64_t case_begin(int32_t c) const { return case_offsets_[c]; }
+  int64_t case_end(int32_t c) const { return case_offsets_[c + 1]; }
+  int64_t case_size(int32_t c) const { return case_end(c) - case_begin(c); }
+
+  // --- Events --------------------------------------------------------------
+  int64_t num_events() const { return static_cast<int64_t>(times_.size()); }
+  // Per-event accessors.  Require 0 <= e < num_events().
+  int32_t case_of(int64_t e) const { return cases_[e]; }
+  int32_t activity(int64_t e) const { return activities_[e]; }
+  Timestamp time(int64_t e) const { return Timestamp{times_[e]}; }
+  int32_t resource(int64_t e) const { return resources_[e]; }  // -1: none
+  Lifecycle lifecycle(int64_t e) const { return lifecycles_[e]; }
+  int64_t row(int64_t e) const { return rows_[e]; }
+
+  // Whole columns, indexed by event (for fast scans).
+  const std::vector<int32_t>& case_column() const { return cases_; }
+  const std::vector<int32_t>& activity_column() const { return activities_; }
+  const std::vector<int64_t>& time_column() const { return times_; }
+  const std::vector<int32_t>& resource_column() const { return resources_; }
+  const std::vector<Lifecycle>& lifecycle_column() const {
+    return lifecycles_;
+  }
+  const std::vector<int64_t>& row_column() const { return rows_; }
+  // num_cases() + 1 offsets into the event columns.
+  const std::vector<int64_t>& case_offsets() const { return case_offsets_; }
+
+  // --- Interned names ------------------------------------------------------
+  const StringPool& activities() const { return activity_names_; }
+  const StringPool& resources() const { return resource_names_; }
+  // Returns the name of activity id `a` / resource id `r` ("" for -1).
+  const std::string& activity_name(int32_t a) const {
+    return activity_names_.Get(a);
+  }
+  std::string_view resource_name(int32_t r) const {
+    return r < 0 ? std::string_view() : std::string_view(
+                                            resource_names_.Get(r));
+  }
+  // Returns the id of an activity name, or -1.
+  int32_t FindActivity(std::string_view name) const {
+    return activity_names_.Find(name);
+  }
+
+  // --- Attributes ----------------------------------------------------------
+  int num_attributes() const { return static_cast<int>(attributes_.size()); }
+  // Returns the name of attribute column `i`.  Requires 0 <= i <
+  // num_attributes().
+  const std::string& attribute_name(int i) const {
+    return attributes_[i].name;
+  }
+  // Returns the index of the attribute column `name`, or -1.
+  int FindAttribute(std::string_view name) const;
+  // Returns the text of attribute `i` of event `e`; "" when the event has
+  // none.
+  std::string_view attribute(int i, int64_t e) const {
+    int32_t v = attributes_[i].values[e];
+    return v < 0 ? std::string_view()
+                 : std::string_view(attributes_[i].pool.Get(v));
+  }
+
+ private:
+  friend class EventLogBuilder;
+  struct Attribute {
+    std::string name;
+    StringPool pool;
+    std::vector<int32_t> values;  // per event; -1 = absent
+  };
+
+  StringPool case_ids_;
+  std::vector<int64_t> case_offsets_;
+  std::vector<int32_t> cases_;
+  std::vector<int32_t> activities_;
+  std::vector<int64_t> times_;
+  std::vector<int32_t> resources_;
+  std::vector<Lifecycle> lifecycles_;
+  std::vector<int64_t> rows_;
+  StringPool activity_names_;
+  StringPool resource_names_;
+  std::vector<Attribute> attributes_;
+};
+
+// Assembles an EventLog from events in any order (the readers use it).
+// Events are appended in input order; Build() groups them by case and
+// sorts each case by (timestamp, row) with a stable sort.
+//
+//   EventLogBuilder b;
+//   int comment = b.AddAttribute("comment");
+//   int32_t c = b.AddCase("SR-1");
+//   b.AddEvent(c, "Opened", t, "alice", Lifecycle::kNone, 0);
+//   b.SetAttribute(comment, "printer jam");
+//   EventLog log = std::move(b).Build();
+class EventLogBuilder {
+ public:
+  EventLogBuilder();
+  // Declares an attribute column (or returns the index of an existing one
+  // with this name).
+  int AddAttribute(std::string_view name);
+  // Returns the index of case `id`, adding it (with no events yet) when
+  // new.  Case order is the order of first AddCase.
+  int32_t AddCase(std::string_view id);
+  // Appends an event of case `case_index` (from AddCase).  `resource` ""
+  // means none.  `row` is the original row number (the tie-breaker after
+  // the timestamp).
+  void AddEvent(int32_t case_index, std::string_view activity, Timestamp time,
+                std::string_view resource, Lifecycle lifecycle, int64_t row);
+  // Sets attribute `column` (from AddAttribute) of the last added event.
+  // Requires at least one AddEvent.
+  void SetAttribute(int column, std::string_view value);
+  // Number of events added so far.
+  int64_t num_events() const { return log_.num_events(); }
+  // Returns the log; the builder is left empty.
+  EventLog Build() &&;
+
+ private:
+  EventLog log_;
+};
+
+// How a reader treats a bad row.
+enum class OnError {
+  kRaise,    // fail the whole load with the row's error
+  kCollect,  // skip the row and list it in the rejects
+};
+
+// A row a reader skipped under OnError::kCollect.
+struct EventLogReject {
+  std::string file;
+  int64_t line = 0;    // physical line the record starts on (1-based)
+  int column = 0;      // 1-based field number in the record; 0: whole row
+  std::string reason;  // e.g. `unparseable time "x" (expected ISO 8601)`
+};
+
+// A loaded log plus the rows that were rejected (empty under kRaise).
+struct LoadedEventLog {
+  EventLog log;
+  std::vector<EventLogReject> rejects;
+};
+
+// Column mapping and parsing options for ReadCsvEventLog.
+struct CsvEventLogOptions {
+  std::string case_column = "case_id";      // required
+  std::string activity_column = "activity";  // required
+  std::string timestamp_column = "timestamp";  // required
+  std::string resource_column;   // "" = none
+  std::string lifecycle_column;  // "" = none
+  // Columns kept as text attributes (in this order).
+  std::vector<std::string> attribute_columns;
+  // Time format (see timestamp.h; "iso" = ISO 8601) and the IANA zone for
+  // values without offset.
+  std::string time_format = "iso";
+  std::string time_zone = "UTC";
+  OnError on_error = OnError::kRaise;
+  CsvOptions csv;  // delimiter (0 = sniff); header must be true
+};
+
+// Reads a CSV event log (plain or gzip) through CsvReader.  The row number
+// of an event is its 0-based data record index.  A bad row (empty case id
+// or activity, unparseable time, wrong field count) fails the load with
+// kParseError `file:line:column: what (expected ...)` under kRaise, or is
+// skipped and listed in `rejects` under kCollect; rows are never dropped
+// silently.  Fails with kNotFound naming the file when it does not exist,
+// with kInvalidArgument for a mapped column missing from the header, an
+// unknown time format or zone.  Memory: proportional to the events kept.
+StatusOr<LoadedEventLog> ReadCsvEventLog(const std::string& path,
+                                         const CsvEventLogOptions& options);
+// Same, from text in memory; `name` stands for the file in messages.
+StatusOr<LoadedEventLog> ReadCsvEventLogFromString(
+    std::string name, std::string text, const CsvEventLogOptions& options);
+
+// Returns the log as CSV text: header case_id, activity, timestamp,
+// resource, lifecycle, then the attribute columns; timestamps as
+// Timestamp::ToIso (UTC, microseconds); fields quoted (RFC 4180) when they
+// hold the delimiter, a quote, CR or LF.  Cases without events cannot be
+// represented and are left out.  Requires `delimiter` to be one of
+// , ; tab |.
+std::string EventLogToCsv(const EventLog& log, char delimiter = ',');
+// Writes EventLogToCsv to `path`; fails with kInvalidArgument naming the
+// path when it cannot be written.
+Status WriteEventLogCsv(const EventLog& log, const std::string& path,
+                        char delimiter = ',');
+
+}  // namespace crmflow
+
+#endif  // CRMFLOW_EVENT_LOG_H_

@@ -1,0 +1,54 @@
+// xes.h: a streaming reader for XES event logs (IEEE 1849), plain or gzip.
+//
+// ReadXesEventLog turns an XES file into an EventLog (event_log.h).  The
+// input is read in chunks (gzip detected by its magic bytes and inflated
+// through zlib) and parsed with Expat, so memory grows with the events
+// kept, not with the size of the file.  What is read:
+//
+//   trace  concept:name          -> the case id (required)
+//   event  concept:name          -> the activity (required)
+//          time:timestamp        -> the timestamp (required; ISO 8601 with
+//                                   offset, values without one are UTC)
+//          org:resource          -> the resource (optional)
+//          lifecycle:transition  -> the lifecycle (optional)
+//          any other string, int, float, date, boolean or id attribute
+//                                -> a text attribute column named by its
+//                                   key, holding the value as written
+//
+// Traces without events become cases with zero events.  Attributes nested
+// inside attributes, lists, containers, <global> defaults and trace
+// attributes other than concept:name are ignored.  Traces sharing a
+// concept:name are merged into one case.  The row number of an event is
+// its 0-based position in the file.
+//
+// Example:
+//
+//   auto log = crmflow::ReadXesEventLog("helpdesk.xes.gz");
+//   if (!log.ok()) return log.status();  // "helpdesk.xes.gz:12:5: ..."
+//   std::cout << log->num_cases() << " cases\n";
+
+#ifndef CRMFLOW_XES_H_
+#define CRMFLOW_XES_H_
+
+#include <string>
+
+#include "crmflow/event_log.h"
+#include "crmflow/status.h"
+
+namespace crmflow {
+
+// Reads the XES file at `path` (plain or gzip).  Fails with kNotFound
+// naming the path when it cannot be opened, and with kParseError
+// `path:line:column: what (expected ...)` for malformed XML (Expat's
+// message), a broken gzip stream, a trace or event without concept:name,
+// an event without time:timestamp, or an unparseable timestamp.
+StatusOr<EventLog> ReadXesEventLog(const std::string& path);
+
+// Same, from XES text in memory (plain, or gzip bytes); `name` stands for
+// the file in messages.
+StatusOr<EventLog> ReadXesEventLogFromString(const std::string& name,
+                                             const std::string& data);
+
+}  // namespace crmflow
+
+#endif  // CRMFLOW_XES_H_

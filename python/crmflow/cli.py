@@ -1,0 +1,462 @@
+"""
+The ``crmflow`` command line.
+
+Commands::
+
+    crmflow demo [--db PATH]
+    crmflow import --db PATH --preset NAME FILE
+    crmflow import --db PATH --kind KIND --case COL --activity COL
+                   --time COL [--actor COL] ... FILE
+    crmflow fire --db PATH ID EVENT [--actor A] [--time T] [--payload JSON]
+    crmflow show --db PATH ID [--tz ZONE]
+    crmflow report --db PATH [--json]
+
+``demo`` imports the bundled samples (Olist orders and reviews, ServiceNow
+incidents) into ``crmflow-demo.db`` in the working directory (or
+``--db``) and prints what each import did and the report; running it
+again skips everything already imported.  Every command has ``--help``.
+Errors print one line ``crmflow: error: ...`` on stderr and exit with
+status 1 (2 for bad arguments).
+
+.. versionadded:: 0.1.0
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["main", "format_duration", "format_report"]
+
+_DEMO_PRESETS = ("olist-orders", "olist-reviews", "servicenow-incidents")
+
+
+class _UsageError(Exception):
+    """
+    Bad command-line arguments (exit status 2).
+    """
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    An ArgumentParser whose errors are one line, raised instead of
+    printed, so main() reports them like every other error.
+    """
+
+    def error(self, message: str) -> "Any":  # type: ignore[override]
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """
+    Returns a duration in a short human form: ``45s``, ``12m 5s``,
+    ``3h 20m``, ``3d 4h``; ``-`` for None.
+
+    Args:
+        seconds: The duration in seconds, or None.
+    """
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    s = int(round(abs(seconds)))
+    if s < 60:
+        if 0 < abs(seconds) < 1:
+            return f"{sign}{abs(seconds):.3g}s"
+        return f"{sign}{s}s"
+    if s < 3600:
+        return f"{sign}{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{sign}{s // 3600}h {s % 3600 // 60}m"
+    return f"{sign}{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _counts(counts: Dict[str, int]) -> str:
+    """
+    Returns ``{state: n}`` as ``state n, ...`` by count, then name.
+    """
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {v}" for k, v in items) or "-"
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """
+    Returns the text form of :meth:`crmflow.Engine.report`: per kind the
+    transactions by current state, the cases that reached each state, per
+    transition the count, median and 90th percentile of the time spent
+    before it, and the deviations.
+    """
+    lines: List[str] = []
+    kinds = report.get("kinds", {})
+    if not kinds:
+        return "no transactions\n"
+    for kind in sorted(kinds):
+        k = kinds[kind]
+        lines.append(
+            f"{kind}: {k['transactions']} transactions, "
+            f"{k['deviations']} deviations"
+        )
+        lines.append(f"  by state: {_counts(k['by_state'])}")
+        lines.append(f"  reached:  {_counts(k['reached'])}")
+        rows = [
+            (
+                f"{t['from'] or '(create)'} -> {t['to']}",
+                t["event"],
+                str(t["count"]),
+                format_duration(t["median_seconds"]),
+                format_duration(t["p90_seconds"]),
+            )
+            for t in k["transitions"]
+        ]
+        if rows:
+            head = ("transition", "event", "count", "median", "p90")
+            widths = [
+                max(len(r[i]) for r in rows + [head]) for i in range(5)
+            ]
+            for r in [head] + rows:
+                cells = [
+                    r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i])
+                    for i in range(5)
+                ]
+                lines.append("    " + "  ".join(cells).rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _local_zone() -> str:
+    """
+    Returns the IANA name of the local zone (TZ, /etc/localtime), or UTC.
+    """
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and "/" in tz or tz == "UTC":
+        return tz
+    try:
+        target = os.path.realpath("/etc/localtime")
+    except OSError:
+        return "UTC"
+    marker = "zoneinfo" + os.sep
+    if marker in target:
+        return target.split(marker, 1)[1]
+    return "UTC"
+
+
+def _open(path: str, must_exist: bool = True) -> Any:
+    """
+    Opens the engine of database ``path``.
+
+    Raises:
+        NotFoundError: ``must_exist`` and there is no such file.
+    """
+    import crmflow
+
+    if must_exist and not os.path.isfile(path):
+        raise crmflow.NotFoundError(f"{path}: no such database")
+    return crmflow.Engine(path)
+
+
+def _print_summary(name: str, summary: Any, out: Any) -> None:
+    """
+    Prints an import summary and its first rejects.
+    """
+    print(f"{name}: {summary}", file=out)
+    for r in summary.rejects[:10]:
+        print(f"  rejected {r}", file=out)
+    if len(summary.rejects) > 10:
+        print(f"  ... {len(summary.rejects) - 10} more rejects", file=out)
+
+
+def _cmd_demo(args: argparse.Namespace, out: Any) -> int:
+    """
+    Imports the bundled samples and prints the report.
+    """
+    engine = _open(args.db, must_exist=False)
+    with engine:
+        print(f"database {os.path.abspath(args.db)}", file=out)
+        for name in _DEMO_PRESETS:
+            _print_summary(name, engine.import_preset(name), out)
+        print("", file=out)
+        out.write(format_report(engine.report()))
+    return 0
+
+
+def _json_arg(text: Optional[str], name: str) -> Any:
+    """
+    Parses a JSON option.
+
+    Raises:
+        _UsageError: The text is not JSON.
+    """
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise _UsageError(f"{name} is not valid JSON ({e})") from None
+
+
+def _cmd_import(args: argparse.Namespace, out: Any) -> int:
+    """
+    Imports a file with a preset or an explicit event-log mapping.
+    """
+    if args.preset is None and not (
+        args.kind and args.case and args.activity and args.time
+    ):
+        message = (
+            "give --preset NAME, or --kind, --case, --activity and --time"
+        )
+        raise _UsageError(message)
+    if not os.path.isfile(args.file):
+        import crmflow
+
+        raise crmflow.NotFoundError(f"{args.file}: no such file")
+    engine = _open(args.db, must_exist=False)
+    with engine:
+        if args.preset is not None:
+            summary = engine.import_preset(args.preset, args.file)
+            name = args.preset
+        else:
+            if args.kind not in engine.kinds():
+                engine.register(args.template or args.kind)
+            activity_map = _json_arg(args.activity_map, "--activity-map")
+            status_map = _json_arg(args.status_map, "--status-map")
+            summary = engine.import_event_log(
+                args.file,
+                kind=args.kind,
+                case=args.case.split(","),
+                activity=args.activity,
+                time=args.time,
+                actor=args.actor,
+                customer=args.customer,
+                payload=args.payload.split(",") if args.payload else None,
+                activity_map=activity_map,
+                status_map=status_map,
+                time_format=args.time_format,
+                time_zone=args.time_zone,
+                null_values=args.null_value or (),
+                delimiter=args.delimiter,
+                on_error=args.on_error,
+            )
+            name = args.kind
+        _print_summary(name, summary, out)
+    return 0
+
+
+def _cmd_fire(args: argparse.Namespace, out: Any) -> int:
+    """
+    Fires one event and prints the move.
+    """
+    payload = _json_arg(args.payload, "--payload")
+    with _open(args.db) as engine:
+        before = engine.get(args.id).state
+        after = engine.fire(
+            args.id,
+            args.event,
+            time=engine._time(args.time, "--time"),
+            actor=args.actor or "",
+            payload="" if payload is None else args.payload,
+        )
+        print(f"{args.id}: {before} -> {after} ({args.event})", file=out)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace, out: Any) -> int:
+    """
+    Prints a transaction and its history in a zone.
+    """
+    from crmflow.engine import _zone
+
+    zone = args.tz or _local_zone()
+    tz = _zone(zone)
+    with _open(args.db) as engine:
+        t = engine.get(args.id).local(zone)
+        history = engine.history(args.id)
+
+    def when(d: Any) -> str:
+        return d.astimezone(tz).isoformat(sep=" ")
+
+    print(f"id         {t.id}", file=out)
+    print(f"kind       {t.kind} (workflow v{t.workflow_version})", file=out)
+    print(f"state      {t.state} since {when(t.state_entered_at)}", file=out)
+    print(f"customer   {t.customer_id or '-'}", file=out)
+    print(f"parent     {t.parent_id or '-'}", file=out)
+    print(f"version    {t.version}", file=out)
+    print(f"created    {when(t.created_at)}", file=out)
+    print(f"updated    {when(t.updated_at)}", file=out)
+    print(f"zone       {zone}", file=out)
+    if t.attributes:
+        print("attributes", file=out)
+        width = max(len(k) for k in t.attributes)
+        for k, v in t.attributes.items():
+            shown = when(v) if hasattr(v, "astimezone") else v
+            text = "-" if v is None else str(shown).replace("\n", " ")
+            print(f"  {k.ljust(width)}  {text}", file=out)
+    print("history", file=out)
+    for row in history.itertuples(index=False):
+        move = (
+            f"{row.from_state} -> {row.to_state}"
+            if isinstance(row.from_state, str)
+            else f"-> {row.to_state}"
+        )
+        extra = "  ".join(
+            x
+            for x in (
+                f"by {row.actor}" if isinstance(row.actor, str) and row.actor
+                else "",
+                "internal" if row.internal else "",
+                row.payload
+                if isinstance(row.payload, str) and row.payload
+                else "",
+            )
+            if x
+        )
+        line = f"  {when(row.time)}  {row.event:<12} {move}  {extra}"
+        print(line.rstrip(), file=out)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, out: Any) -> int:
+    """
+    Prints the report as text or JSON.
+    """
+    with _open(args.db) as engine:
+        report = engine.report()
+    if args.json:
+        text = json.dumps(report, indent=2, allow_nan=False)
+        print(text, file=out)
+    else:
+        out.write(format_report(report))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """
+    Returns the argument parser of every command.
+    """
+    p = _Parser(
+        prog="crmflow",
+        description="Replay, run and report on CRM transaction workflows.",
+    )
+    from crmflow import __version__
+
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+
+    d = sub.add_parser(
+        "demo",
+        help="import the bundled samples and print the report",
+        description="Import the bundled Olist orders and reviews and the "
+        "ServiceNow incidents into a SQLite file and print the report. "
+        "Running it again skips what was imported.",
+    )
+    d.add_argument(
+        "--db",
+        default="crmflow-demo.db",
+        help="SQLite file (default: crmflow-demo.db here)",
+    )
+    d.set_defaults(run=_cmd_demo)
+
+    i = sub.add_parser(
+        "import",
+        help="import a CSV file",
+        description="Import a CSV (or .csv.gz) file with a preset, or as "
+        "an event log with an explicit column mapping.",
+    )
+    i.add_argument("--db", required=True, help="SQLite file")
+    i.add_argument("--preset", help="olist-orders, olist-reviews, ...")
+    i.add_argument("--kind", help="kind (a template name registers it)")
+    i.add_argument("--template", help="template to register for --kind")
+    i.add_argument("--case", help="case column(s), comma separated")
+    i.add_argument("--activity", help="activity (or status) column")
+    i.add_argument("--time", help="time column")
+    i.add_argument("--actor", help="actor column")
+    i.add_argument("--customer", help="customer column")
+    i.add_argument("--payload", help="payload columns, comma separated")
+    i.add_argument("--activity-map", help='JSON {"activity": "event"}')
+    i.add_argument("--status-map", help='JSON {"status": "state"}')
+    i.add_argument("--time-format", default="", help="e.g. %%d/%%m/%%Y")
+    i.add_argument("--time-zone", default="UTC", help="default UTC")
+    i.add_argument(
+        "--null-value", action="append", help="value read as empty"
+    )
+    i.add_argument("--delimiter", help="field delimiter (default: auto)")
+    i.add_argument(
+        "--on-error", choices=("collect", "raise"), default="collect"
+    )
+    i.add_argument("file", help="the CSV file")
+    i.set_defaults(run=_cmd_import)
+
+    f = sub.add_parser(
+        "fire",
+        help="fire an event on a transaction",
+        description="Fire EVENT on transaction ID and print the move.",
+    )
+    f.add_argument("--db", required=True, help="SQLite file")
+    f.add_argument("id", help="transaction id")
+    f.add_argument("event", help="event name")
+    f.add_argument("--actor", help="who fires it")
+    f.add_argument("--time", help="ISO 8601 time (default: now)")
+    f.add_argument("--payload", help="JSON payload")
+    f.set_defaults(run=_cmd_fire)
+
+    s = sub.add_parser(
+        "show",
+        help="show a transaction and its history",
+        description="Show transaction ID and its history, times in ZONE.",
+    )
+    s.add_argument("--db", required=True, help="SQLite file")
+    s.add_argument("id", help="transaction id")
+    s.add_argument("--tz", help="IANA zone (default: the local zone)")
+    s.set_defaults(run=_cmd_show)
+
+    r = sub.add_parser(
+        "report",
+        help="print the lifecycle report",
+        description="Print per kind: transactions by state, reached "
+        "states, transition counts and times, deviations.",
+    )
+    r.add_argument("--db", required=True, help="SQLite file")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(run=_cmd_report)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """
+    Runs the command line.
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 on an error, 2 on bad arguments.
+    """
+    import crmflow
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return args.run(args, sys.stdout)
+    except _UsageError as e:
+        print(f"crmflow: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (e.g. "| head"): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (crmflow.Error, OSError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"crmflow: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("crmflow: error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""
+Tests of the crmflow command line, run in subprocesses and in-process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from crmflow import cli
+
+COMMANDS = ["demo", "import", "fire", "show", "report"]
+
+
+def run(*args, cwd=None):
+    """
+    Runs ``python -m crmflow.cli ARGS`` and returns the completed process.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "crmflow.cli", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+        env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    """
+    A database filled by ``crmflow demo``, and the two runs' output.
+    """
+    path = str(tmp_path_factory.mktemp("cli") / "demo.db")
+    first = run("demo", "--db", path)
+    second = run("demo", "--db", path)
+    return path, first, second
+
+
+class TestHelp:
+    @pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])
+    def test_help(self, command):
+        """
+        --help works on the program and on every command.
+        """
+        p = run(*command, "--help")
+
+        assert 0 == p.returncode
+        assert "usage: crmflow" in p.stdout
+
+
+class TestDemo:
+    def test_first_run_imports(self, demo_db):
+        """
+        The first demo run imports the three samples and prints the
+        report.
+        """
+        _, first, _ = demo_db
+
+        assert 0 == first.returncode, first.stderr
+        for name in ("olist-orders", "olist-reviews",
+                     "servicenow-incidents"):
+            assert name + ":" in first.stdout
+        assert "1000 created" in first.stdout
+        assert "sales_order: 1000 transactions" in first.stdout
+        assert "service_request: 1500 transactions" in first.stdout
+
+    def test_second_run_skips(self, demo_db):
+        """
+        Running the demo again creates nothing and reports skips.
+        """
+        _, _, second = demo_db
+
+        assert 0 == second.returncode, second.stderr
+        assert " 0 created, 0 events" in second.stdout
+        for line in second.stdout.splitlines():
+            if line.startswith(("olist-orders:", "servicenow-incidents:")):
+                assert " 0 skipped" not in line
+
+    def test_default_path(self, tmp_path):
+        """
+        Without --db the demo writes crmflow-demo.db in the working
+        directory.
+        """
+        p = run("demo", cwd=str(tmp_path))
+
+        assert 0 == p.returncode, p.stderr
+        assert (tmp_path / "crmflow-demo.db").is_file()
+
+
+class TestCommands:
+    def test_report_json_is_strict(self, demo_db):
+        """
+        report --json prints strict JSON with the three kinds.
+        """
+        path, _, _ = demo_db
+
+        p = run("report", "--db", path, "--json")
+
+        assert 0 == p.returncode, p.stderr
+        report = json.loads(p.stdout, parse_constant=pytest.fail)
+        assert {"sales_order", "feedback", "service_request"} == set(
+            report["kinds"])
+
+    def test_report_text(self, demo_db):
+        """
+        The text report shows states, transitions and durations.
+        """
+        path, _, _ = demo_db
+
+        p = run("report", "--db", path)
+
+        assert 0 == p.returncode
+        assert "by state:" in p.stdout
+        assert "median" in p.stdout
+        assert "deviations" in p.stdout
+
+    def test_fire_and_show(self, tmp_path):
+        """
+        fire moves a transaction; show prints it in the given zone.
+        """
+        import crmflow
+
+        path = str(tmp_path / "f.db")
+        with crmflow.Engine(path) as e:
+            e.register("complaint")
+            e.create("complaint", "CP-1", time="2026-03-01T10:00:00Z")
+
+        fired = run("fire", "--db", path, "CP-1", "acknowledge",
+                    "--actor", "ann", "--time", "2026-03-01T11:00:00Z",
+                    "--payload", '{"note": "called back"}')
+        shown = run("show", "--db", path, "CP-1", "--tz", "Asia/Tokyo")
+
+        assert 0 == fired.returncode, fired.stderr
+        assert "CP-1: received -> acknowledged" in fired.stdout
+        assert 0 == shown.returncode, shown.stderr
+        assert "2026-03-01 20:00:00+09:00" in shown.stdout
+        assert "acknowledge" in shown.stdout
+        assert "called back" in shown.stdout
+
+    def test_import_preset(self, tmp_path, bundled):
+        """
+        import --preset reads the given file.
+        """
+        path = str(tmp_path / "i.db")
+
+        p = run("import", "--db", path, "--preset", "olist-orders",
+                str(bundled / "olist_orders_sample.csv"))
+
+        assert 0 == p.returncode, p.stderr
+        assert "1000 created" in p.stdout
+
+    def test_import_explicit_mapping(self, tmp_path):
+        """
+        import with --kind/--case/--activity/--time reads an event log.
+        """
+        log = tmp_path / "log.csv"
+        log.write_text("id,act,at\nX-1,Acknowledged,2026-01-01T10:00Z\n",
+                       encoding="utf-8")
+
+        p = run("import", "--db", str(tmp_path / "e.db"), "--kind",
+                "complaint", "--case", "id", "--activity", "act",
+                "--time", "at", "--activity-map",
+                '{"Acknowledged": "acknowledge"}', str(log))
+
+        assert 0 == p.returncode, p.stderr
+        assert "1 created" in p.stdout
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["report", "--db", "nothere.db"],
+            ["show", "--db", "nothere.db", "X"],
+            ["import", "--db", "x.db", "--preset", "nope", "f.csv"],
+            ["import", "--db", "x.db", "--preset", "olist-orders",
+             "missing.csv"],
+            ["fire", "--db", "x.db"],
+            ["frobnicate"],
+            ["import", "--db", "x.db", "f.csv"],
+        ],
+    )
+    def test_one_line_no_traceback(self, tmp_path, args):
+        """
+        Errors print one line 'crmflow: error: ...' and exit non-zero.
+        """
+        p = run(*args, cwd=str(tmp_path))
+
+        assert 0 != p.returncode
+        assert "Traceback" not in p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert 1 == len(lines), p.stderr
+        assert lines[0].startswith("crmflow: error: ")
+
+    def test_crmflow_error_in_process(self, tmp_path, capsys):
+        """
+        A crmflow.Error (unknown transaction) is one line, status 1.
+        """
+        import crmflow
+
+        path = str(tmp_path / "e.db")
+        crmflow.Engine(path).close()
+
+        status = cli.main(["fire", "--db", path, "NOPE", "go"])
+
+        assert 1 == status
+        err = capsys.readouterr().err
+        assert err.startswith("crmflow: error: ")
+        assert "NOPE" in err
+
+    def test_bad_payload(self, tmp_path, capsys):
+        """
+        --payload that is not JSON is a usage error.
+        """
+        import crmflow
+
+        path = str(tmp_path / "p.db")
+        crmflow.Engine(path).close()
+
+        assert 2 == cli.main(["fire", "--db", path, "X", "go",
+                              "--payload", "{bad"])
+        assert "--payload" in capsys.readouterr().err
+
+
+class TestFormatting:
+    @pytest.mark.parametrize(
+        "seconds, text",
+        [(None, "-"), (0, "0s"), (45, "45s"), (725, "12m 5s"),
+         (12000, "3h 20m"), (273600, "3d 4h"), (0.075, "0.075s")],
+    )
+    def test_format_duration(self, seconds, text):
+        """
+        Durations are shown in short human units.
+        """
+        assert text == cli.format_duration(seconds)
