@@ -285,45 +285,79 @@ std::vector<Variant> Variants(const EventLog& log) {
   const int32_t num_cases = log.num_cases();
   std::vector<uint64_t> hashes(num_cases);
   for (int32_t c = 0; c < num_cases; ++c) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^
+                 static_cast<uint64_t>(off[c + 1] - off[c]);
     for (int64_t e = off[c]; e < off[c + 1]; ++e) {
       h ^= static_cast<uint32_t>(act[e]);
       h *= 1099511628211ull;
       h ^= h >> 29;
     }
-    hashes[c] = h ^ static_cast<uint64_t>(off[c + 1] - off[c]);
+    hashes[c] = h;
   }
-  auto hash = [&](int32_t c) { return static_cast<size_t>(hashes[c]); };
-  auto equal = [&](int32_t a, int32_t b) {
+  auto same = [&](int32_t a, int32_t b) {
     if (hashes[a] != hashes[b]) return false;
     int64_t na = off[a + 1] - off[a], nb = off[b + 1] - off[b];
-    return na == nb && std::equal(act + off[a], act + off[a + 1],
-                                  act + off[b]);
+    return na == nb &&
+           std::equal(act + off[a], act + off[a + 1], act + off[b]);
   };
-  std::unordered_map<int32_t, int64_t, decltype(hash), decltype(equal)> seen(
-      16, hash, equal);
-  std::vector<std::pair<int32_t, int64_t>> reps;  // first case, count
+  // Open addressing over variant ids; each variant is represented by its
+  // first case.
+  size_t capacity = 16;
+  while (capacity < 2 * static_cast<size_t>(num_cases)) capacity *= 2;
+  std::vector<int32_t> table(capacity, -1);
+  std::vector<int32_t> rep_case;   // per variant: first case
+  std::vector<int64_t> rep_count;  // per variant: number of cases
   for (int32_t c = 0; c < num_cases; ++c) {
-    auto [it, inserted] =
-        seen.try_emplace(c, static_cast<int64_t>(reps.size()));
-    if (inserted) reps.emplace_back(c, 0);
-    ++reps[it->second].second;
+    size_t slot = static_cast<size_t>(hashes[c]) & (capacity - 1);
+    while (true) {
+      int32_t v = table[slot];
+      if (v < 0) {
+        table[slot] = static_cast<int32_t>(rep_case.size());
+        rep_case.push_back(c);
+        rep_count.push_back(1);
+        break;
+      }
+      if (same(rep_case[v], c)) {
+        ++rep_count[v];
+        break;
+      }
+      slot = (slot + 1) & (capacity - 1);
+    }
   }
-  std::vector<Variant> out;
-  out.reserve(reps.size());
-  for (const auto& [c, count] : reps) {
-    Variant v;
-    v.count = count;
+  // Order by count, then by sequence of names (compared through the rank
+  // of each activity name, so no string is touched while sorting).
+  const int32_t num_activities = log.activities().size();
+  std::vector<int32_t> by_name(num_activities);
+  std::iota(by_name.begin(), by_name.end(), 0);
+  std::sort(by_name.begin(), by_name.end(), [&](int32_t a, int32_t b) {
+    return log.activity_name(a) < log.activity_name(b);
+  });
+  std::vector<int32_t> rank(num_activities);
+  for (int32_t i = 0; i < num_activities; ++i) rank[by_name[i]] = i;
+  std::vector<int32_t> order(rep_case.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
+    if (rep_count[x] != rep_count[y]) return rep_count[x] > rep_count[y];
+    const int32_t* a = act + off[rep_case[x]];
+    const int32_t* a_end = act + off[rep_case[x] + 1];
+    const int32_t* b = act + off[rep_case[y]];
+    const int32_t* b_end = act + off[rep_case[y] + 1];
+    for (; a != a_end && b != b_end; ++a, ++b) {
+      if (*a != *b) return rank[*a] < rank[*b];
+    }
+    return a == a_end && b != b_end;
+  });
+  std::vector<Variant> out(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const int32_t c = rep_case[order[i]];
+    Variant& v = out[i];
+    v.count = rep_count[order[i]];
     v.example_case = log.case_id(c);
+    v.activities.reserve(off[c + 1] - off[c]);
     for (int64_t e = off[c]; e < off[c + 1]; ++e) {
       v.activities.push_back(log.activity_name(act[e]));
     }
-    out.push_back(std::move(v));
   }
-  std::sort(out.begin(), out.end(), [](const Variant& a, const Variant& b) {
-    if (a.count != b.count) return a.count > b.count;
-    return a.activities < b.activities;
-  });
   return out;
 }
 
@@ -344,8 +378,9 @@ void FormInstances(const EventLog& log,
                    std::vector<int64_t>* case_offsets,
                    std::vector<bool>* case_complete) {
   const int32_t num_activities = log.activities().size();
+  // Pending starts per activity form a FIFO list threaded through the
+  // open instances' end_event field (reset to -1 when the case ends).
   std::vector<int64_t> head(num_activities, -1), tail(num_activities, -1);
-  std::vector<int64_t> next_pending;  // per instance
   std::vector<int32_t> touched;
   const int32_t num_cases = log.num_cases();
   instances->reserve(log.num_events());
@@ -357,9 +392,9 @@ void FormInstances(const EventLog& log,
       const Lifecycle lc = log.lifecycle(e);
       if (lc == Lifecycle::kComplete && head[a] >= 0) {
         int64_t k = head[a];
-        head[a] = next_pending[k];
-        if (head[a] < 0) tail[a] = -1;
         ActivityInstance& inst = (*instances)[k];
+        head[a] = inst.end_event;
+        if (head[a] < 0) tail[a] = -1;
         inst.kind = InstanceKind::kPaired;
         inst.end = log.time(e);
         inst.end_event = e;
@@ -376,7 +411,7 @@ void FormInstances(const EventLog& log,
         inst.kind = InstanceKind::kOpen;
         if (head[a] < 0 && tail[a] < 0) touched.push_back(a);
         if (tail[a] >= 0) {
-          next_pending[tail[a]] = k;
+          (*instances)[tail[a]].end_event = k;
         } else {
           head[a] = k;
         }
@@ -386,10 +421,14 @@ void FormInstances(const EventLog& log,
         inst.end = inst.start;
       }
       instances->push_back(inst);
-      next_pending.push_back(-1);
     }
     for (int32_t a : touched) {
-      if (head[a] >= 0) (*case_complete)[c] = false;
+      for (int64_t k = head[a]; k >= 0;) {
+        (*case_complete)[c] = false;
+        int64_t next = (*instances)[k].end_event;
+        (*instances)[k].end_event = -1;
+        k = next;
+      }
       head[a] = tail[a] = -1;
     }
     touched.clear();

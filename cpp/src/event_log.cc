@@ -71,18 +71,62 @@ const char* LifecycleName(Lifecycle lifecycle) {
 // StringPool
 // ---------------------------------------------------------------------------
 
+namespace {
+
+uint64_t HashText(std::string_view s) {
+  // FNV-1a, then a final mix so that the low bits (the slot) depend on
+  // every byte.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 32;
+  h *= 0xd6e8feb86659fd93ull;
+  h ^= h >> 32;
+  return h;
+}
+
+}  // namespace
+
+void StringPool::Grow() {
+  size_t capacity = table_.empty() ? 16 : table_.size() * 2;
+  table_.assign(capacity, -1);
+  const size_t mask = capacity - 1;
+  for (size_t id = 0; id < strings_.size(); ++id) {
+    size_t slot = hashes_[id] & mask;
+    while (table_[slot] >= 0) slot = (slot + 1) & mask;
+    table_[slot] = static_cast<int32_t>(id);
+  }
+}
+
 int32_t StringPool::Intern(std::string_view s) {
-  auto it = index_.find(s);
-  if (it != index_.end()) return it->second;
+  if ((strings_.size() + 1) * 2 > table_.size()) Grow();
+  const uint64_t h = HashText(s);
+  const size_t mask = table_.size() - 1;
+  size_t slot = h & mask;
+  while (true) {
+    int32_t id = table_[slot];
+    if (id < 0) break;
+    if (hashes_[id] == h && strings_[id] == s) return id;
+    slot = (slot + 1) & mask;
+  }
   int32_t id = static_cast<int32_t>(strings_.size());
   strings_.emplace_back(s);
-  index_.emplace(std::string(s), id);
+  hashes_.push_back(h);
+  table_[slot] = id;
   return id;
 }
 
 int32_t StringPool::Find(std::string_view s) const {
-  auto it = index_.find(s);
-  return it == index_.end() ? -1 : it->second;
+  if (table_.empty()) return -1;
+  const uint64_t h = HashText(s);
+  const size_t mask = table_.size() - 1;
+  for (size_t slot = h & mask;; slot = (slot + 1) & mask) {
+    int32_t id = table_[slot];
+    if (id < 0) return -1;
+    if (hashes_[id] == h && strings_[id] == s) return id;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -102,7 +146,13 @@ int EventLogBuilder::AddAttribute(std::string_view name) {
 }
 
 int32_t EventLogBuilder::AddCase(std::string_view id) {
-  return log_.case_ids_.Intern(id);
+  // Exports usually list a case's rows together: skip the hash lookup
+  // when the case repeats.
+  if (last_case_ >= 0 && log_.case_ids_.Get(last_case_) == id) {
+    return last_case_;
+  }
+  last_case_ = log_.case_ids_.Intern(id);
+  return last_case_;
 }
 
 void EventLogBuilder::AddEvent(int32_t case_index, std::string_view activity,
@@ -128,6 +178,7 @@ EventLog EventLogBuilder::Build() && {
   EventLog log = std::move(log_);
   log_ = EventLog();
   log_.case_offsets_.clear();
+  last_case_ = -1;
   const size_t n = log.times_.size();
   for (auto& a : log.attributes_) a.values.resize(n, -1);
   const size_t num_cases = log.case_ids_.strings().size();

@@ -47,11 +47,9 @@
 #define CRMFLOW_EVENT_LOG_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "crmflow/csv.h"
@@ -91,14 +89,10 @@ class StringPool {
   const std::vector<std::string>& strings() const { return strings_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const {
-      return std::hash<std::string_view>()(s);
-    }
-  };
+  void Grow();
   std::vector<std::string> strings_;
-  std::unordered_map<std::string, int32_t, Hash, std::equal_to<>> index_;
+  std::vector<uint64_t> hashes_;  // per id
+  std::vector<int32_t> table_;    // open addressing: ids, -1 = free
 };
 
 // The events of a log as plain parallel columns, one entry per event (the
@@ -280,6 +274,7 @@ class EventLogBuilder {
 
  private:
   EventLog log_;
+  int32_t last_case_ = -1;  // the case of the last AddCase
 };
 
 // How a reader treats a bad row.
