@@ -102,27 +102,21 @@ Dfg BuildDfg(const EventLog& log, const std::vector<int64_t>& offsets,
         timed.push_back(0);
       }
       ++counts[id];
+      if (gap(i) != kUntimed) ++timed[id];
       pair_edge[i] = id;
       prev = cur;
     }
   }
   // Gaps of each edge, contiguous (CSR by edge id).
   const size_t num_edges = counts.size();
-  std::vector<int64_t> gap_of(n, kUntimed);
-  for (int64_t i = 0; i < n; ++i) {
-    if (pair_edge[i] < 0) continue;
-    int64_t g = gap(i);
-    gap_of[i] = g;
-    if (g != kUntimed) ++timed[pair_edge[i]];
-  }
   std::vector<int64_t> pos(num_edges + 1, 0);
   for (size_t k = 0; k < num_edges; ++k) pos[k + 1] = pos[k] + timed[k];
   std::vector<int64_t> gaps(pos.back());
   std::vector<int64_t> fill(pos.begin(), pos.end() - 1);
   for (int64_t i = 0; i < n; ++i) {
-    if (pair_edge[i] >= 0 && gap_of[i] != kUntimed) {
-      gaps[fill[pair_edge[i]]++] = gap_of[i];
-    }
+    if (pair_edge[i] < 0) continue;
+    int64_t g = gap(i);
+    if (g != kUntimed) gaps[fill[pair_edge[i]]++] = g;
   }
   Dfg dfg;
   dfg.edges.reserve(num_edges);
@@ -334,19 +328,38 @@ std::vector<Variant> Variants(const EventLog& log) {
   });
   std::vector<int32_t> rank(num_activities);
   for (int32_t i = 0; i < num_activities; ++i) rank[by_name[i]] = i;
-  std::vector<int32_t> order(rep_case.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
-    if (rep_count[x] != rep_count[y]) return rep_count[x] > rep_count[y];
-    const int32_t* a = act + off[rep_case[x]];
-    const int32_t* a_end = act + off[rep_case[x] + 1];
-    const int32_t* b = act + off[rep_case[y]];
-    const int32_t* b_end = act + off[rep_case[y] + 1];
+  // The first four ranks (plus one; 0 = end of sequence), 16 bits each,
+  // order most pairs without touching the sequences.
+  struct Rep {
+    int64_t count;
+    uint64_t key;
+    int32_t id;
+  };
+  std::vector<Rep> reps(rep_case.size());
+  for (size_t v = 0; v < reps.size(); ++v) {
+    uint64_t key = 0;
+    if (num_activities < 0xffff) {
+      const int64_t b = off[rep_case[v]], e = off[rep_case[v] + 1];
+      for (int64_t k = 0; k < 4; ++k) {
+        key = (key << 16) | (b + k < e ? rank[act[b + k]] + 1 : 0);
+      }
+    }
+    reps[v] = Rep{rep_count[v], key, static_cast<int32_t>(v)};
+  }
+  std::sort(reps.begin(), reps.end(), [&](const Rep& x, const Rep& y) {
+    if (x.count != y.count) return x.count > y.count;
+    if (x.key != y.key) return x.key < y.key;
+    const int32_t* a = act + off[rep_case[x.id]];
+    const int32_t* a_end = act + off[rep_case[x.id] + 1];
+    const int32_t* b = act + off[rep_case[y.id]];
+    const int32_t* b_end = act + off[rep_case[y.id] + 1];
     for (; a != a_end && b != b_end; ++a, ++b) {
       if (*a != *b) return rank[*a] < rank[*b];
     }
     return a == a_end && b != b_end;
   });
+  std::vector<int32_t> order(reps.size());
+  for (size_t i = 0; i < reps.size(); ++i) order[i] = reps[i].id;
   std::vector<Variant> out(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
     const int32_t c = rep_case[order[i]];
@@ -536,8 +549,8 @@ CaseDurations ComputeCaseDurations(const EventLog& log) {
   d.reserve(log.num_cases());
   for (int32_t c = 0; c < log.num_cases(); ++c) {
     if (log.case_size(c) == 0) continue;
-    int64_t micros =
-        log.time(log.case_end(c) - 1).micros - log.time(log.case_begin(c)).micros;
+    int64_t micros = log.time(log.case_end(c) - 1).micros -
+                     log.time(log.case_begin(c)).micros;
     out.per_case[c] = static_cast<double>(micros) / kMicrosPerSecond;
     d.push_back(micros);
   }
@@ -609,7 +622,8 @@ StatusOr<FunnelResult> Funnel(const EventLog& log,
 
 ReworkResult Rework(const EventLog& log) {
   const int32_t num_activities = log.activities().size();
-  std::vector<int64_t> occurrences(num_activities, 0), pending(num_activities, 0);
+  std::vector<int64_t> occurrences(num_activities, 0);
+  std::vector<int64_t> pending(num_activities, 0);
   std::vector<int64_t> cases(num_activities, 0), reps(num_activities, 0);
   std::vector<int32_t> touched;
   ReworkResult out;

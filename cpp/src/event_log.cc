@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <numeric>
 #include <utility>
 
@@ -74,16 +75,12 @@ const char* LifecycleName(Lifecycle lifecycle) {
 namespace {
 
 uint64_t HashText(std::string_view s) {
-  // FNV-1a, then a final mix so that the low bits (the slot) depend on
-  // every byte.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 32;
-  h *= 0xd6e8feb86659fd93ull;
-  h ^= h >> 32;
+  // libstdc++'s string hash (Murmur-style, 8 bytes at a time), then a
+  // final mix so that the low bits (the slot) depend on every byte.
+  uint64_t h = std::hash<std::string_view>()(s);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
   return h;
 }
 

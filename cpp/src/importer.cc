@@ -457,6 +457,9 @@ class CaseReplayer {
         known_.emplace(row.source, wf.StateId(row.to_state));
       }
       check_sources_ = true;
+      // The creation row itself counts as already imported too, so that a
+      // re-import reports every stored row as skipped.
+      if (known_.count(creation_key_) != 0) ++ctx_.summary.skipped;
       return true;
     }
     CreateRequest req = c_.request;

@@ -13,7 +13,12 @@
 //     undoes only itself;
 //   - every statement is prepared once and cached (SQL parsing would cost
 //     more than the writes);
-//   - the schema is portable SQL with times and values as canonical TEXT.
+//   - the schema is portable SQL with times and values as canonical TEXT;
+//   - the database is the user's CRM data, written by SQL tools too, so the
+//     engine's invariants are triggers (see kTriggers) that hold whoever
+//     writes: the history is append-only, a state changes only after its
+//     history row, and a write through SQL bumps the transaction's version
+//     so that every engine's cached copy is seen as stale.
 
 #include <sqlite3.h>
 
@@ -43,7 +48,7 @@ CREATE TABLE IF NOT EXISTS transactions(
 CREATE TABLE IF NOT EXISTS attributes(
   transaction_id TEXT NOT NULL REFERENCES transactions(id),
   name TEXT NOT NULL, type TEXT NOT NULL, value TEXT NULL,
-  PRIMARY KEY (transaction_id, name));
+  written_version INTEGER NULL, PRIMARY KEY (transaction_id, name));
 CREATE TABLE IF NOT EXISTS history(
   seq INTEGER PRIMARY KEY,
   transaction_id TEXT NOT NULL REFERENCES transactions(id),
@@ -65,6 +70,106 @@ CREATE TABLE IF NOT EXISTS imports(
   id INTEGER PRIMARY KEY, file TEXT, kind TEXT, started_at TEXT,
   cases INTEGER, events_applied INTEGER, deviations INTEGER,
   rejected INTEGER, skipped INTEGER);
+CREATE TABLE IF NOT EXISTS customers(
+  id TEXT PRIMARY KEY, name TEXT NULL, email TEXT NULL, phone TEXT NULL,
+  attributes TEXT NULL
+    CHECK (attributes IS NULL OR json_valid(attributes)),
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  merged_into TEXT NULL REFERENCES customers(id));
+CREATE TABLE IF NOT EXISTS merges(
+  id INTEGER PRIMARY KEY,
+  survivor TEXT NOT NULL REFERENCES customers(id),
+  merged TEXT NOT NULL REFERENCES customers(id),
+  actor TEXT NOT NULL, time TEXT NOT NULL,
+  details TEXT NOT NULL CHECK (json_valid(details)),
+  undone_at TEXT NULL);
+CREATE TABLE IF NOT EXISTS identities(
+  id INTEGER PRIMARY KEY,
+  customer_id TEXT NOT NULL REFERENCES customers(id),
+  kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'web', 'source')),
+  value TEXT NOT NULL, normalized TEXT NOT NULL, source TEXT NULL,
+  created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transactions_customer ON transactions(customer_id);
+CREATE INDEX IF NOT EXISTS customers_merged ON customers(merged_into)
+  WHERE merged_into IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS identities_unique
+  ON identities(customer_id, kind, normalized);
+CREATE INDEX IF NOT EXISTS identities_lookup ON identities(kind, normalized);
+)sql";
+
+// The changes from schema version 1 to 2 that CREATE ... IF NOT EXISTS
+// cannot make (columns of existing tables).
+constexpr const char* kMigrate1To2 = R"sql(
+ALTER TABLE attributes ADD COLUMN written_version INTEGER NULL;
+)sql";
+
+// The invariants every writer must keep, as triggers (created after the
+// migration, since they name columns version 1 lacks).  The engine stamps
+// the attribute rows it writes with the transaction's new version
+// (written_version); a row written through SQL leaves it NULL or unchanged,
+// which is what tells the two apart without a per-connection flag (a
+// trigger cannot see one).  SQL writes set updated_at to the wall clock.
+constexpr const char* kTriggers = R"sql(
+CREATE TRIGGER IF NOT EXISTS history_no_update BEFORE UPDATE ON history
+BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS history_no_delete BEFORE DELETE ON history
+BEGIN SELECT RAISE(ABORT, 'history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_state_by_transition
+BEFORE UPDATE OF state ON transactions
+WHEN NEW.state IS NOT OLD.state AND NEW.state IS NOT (
+  SELECT h.to_state FROM history h WHERE h.transaction_id = NEW.id
+  ORDER BY h.seq DESC LIMIT 1)
+BEGIN
+  SELECT RAISE(ABORT, 'transactions.state changes only through a '
+               || 'transition (append its history row first)');
+END;
+CREATE TRIGGER IF NOT EXISTS transactions_id_fixed
+BEFORE UPDATE OF id ON transactions WHEN NEW.id IS NOT OLD.id
+BEGIN SELECT RAISE(ABORT, 'transactions.id cannot change'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_no_delete
+BEFORE DELETE ON transactions
+BEGIN SELECT RAISE(ABORT, 'transactions are kept with their history'); END;
+CREATE TRIGGER IF NOT EXISTS transactions_sql_write
+AFTER UPDATE ON transactions WHEN NEW.version IS OLD.version
+BEGIN
+  UPDATE transactions SET version = OLD.version + 1,
+    updated_at = CASE WHEN NEW.updated_at IS OLD.updated_at
+      THEN strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')
+      ELSE NEW.updated_at END
+  WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS attributes_sql_insert
+AFTER INSERT ON attributes WHEN NEW.written_version IS NULL
+BEGIN
+  UPDATE transactions SET version = version + 1,
+    updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')
+  WHERE id = NEW.transaction_id;
+END;
+CREATE TRIGGER IF NOT EXISTS attributes_sql_update
+AFTER UPDATE ON attributes
+WHEN NEW.written_version IS NULL OR NEW.written_version IS OLD.written_version
+BEGIN
+  UPDATE transactions SET version = version + 1,
+    updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')
+  WHERE id IN (OLD.transaction_id, NEW.transaction_id);
+END;
+CREATE TRIGGER IF NOT EXISTS attributes_sql_delete
+AFTER DELETE ON attributes
+BEGIN
+  UPDATE transactions SET version = version + 1,
+    updated_at = strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')
+  WHERE id = OLD.transaction_id;
+END;
+CREATE TRIGGER IF NOT EXISTS merges_no_delete BEFORE DELETE ON merges
+BEGIN SELECT RAISE(ABORT, 'merges are kept (undo one instead)'); END;
+CREATE TRIGGER IF NOT EXISTS merges_only_undo BEFORE UPDATE ON merges
+WHEN NEW.id IS NOT OLD.id OR NEW.survivor IS NOT OLD.survivor
+  OR NEW.merged IS NOT OLD.merged OR NEW.actor IS NOT OLD.actor
+  OR NEW.time IS NOT OLD.time OR NEW.details IS NOT OLD.details
+  OR OLD.undone_at IS NOT NULL
+BEGIN
+  SELECT RAISE(ABORT, 'merges change only by setting undone_at once');
+END;
 )sql";
 
 // The cached statements, by purpose.
@@ -80,7 +185,9 @@ enum Stmt {
   kLoadVersion,
   kInsertTxn,
   kInsertAttr,
-  kDeleteAttrs,
+  kUpsertAttr,
+  kDeleteStaleAttrs,
+  kSetVersion,
   kUpdateTxn,
   kUpdateState,
   kInsertHistory,
@@ -124,10 +231,20 @@ const char* StmtSql(Stmt s) {
              "state_entered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
              "?10)";
     case kInsertAttr:
-      return "INSERT INTO attributes(transaction_id, name, type, value) "
-             "VALUES (?1, ?2, ?3, ?4)";
-    case kDeleteAttrs:
-      return "DELETE FROM attributes WHERE transaction_id = ?1";
+      return "INSERT INTO attributes(transaction_id, name, type, value, "
+             "written_version) VALUES (?1, ?2, ?3, ?4, ?5)";
+    case kUpsertAttr:
+      return "INSERT INTO attributes(transaction_id, name, type, value, "
+             "written_version) VALUES (?1, ?2, ?3, ?4, ?5) "
+             "ON CONFLICT(transaction_id, name) DO UPDATE SET "
+             "type = excluded.type, value = excluded.value, "
+             "written_version = excluded.written_version";
+    case kDeleteStaleAttrs:
+      return "DELETE FROM attributes WHERE transaction_id = ?1 AND "
+             "written_version IS NOT ?2";
+    case kSetVersion:
+      return "UPDATE transactions SET version = ?2, updated_at = ?3 "
+             "WHERE id = ?1";
     case kUpdateTxn:
       return "UPDATE transactions SET state = ?2, version = ?3, "
              "created_at = ?4, updated_at = ?5, state_entered_at = ?6 "
@@ -401,39 +518,68 @@ class SqliteStore final : public internal::StoreImpl {
         return UpdateMissed(txn.id, expected_version);
       }
     }
+    // Rows are upserted stamped with the new version (so the attribute
+    // triggers know the engine wrote them); whatever carries another stamp
+    // is no longer in `txn` and goes.
+    CRMFLOW_RETURN_IF_ERROR(WriteAttributes(txn, kUpsertAttr));
     sqlite3_stmt* d;
-    CRMFLOW_RETURN_IF_ERROR(Get(kDeleteAttrs, &d));
+    CRMFLOW_RETURN_IF_ERROR(Get(kDeleteStaleAttrs, &d));
+    int deleted = 0;
     {
       Scoped scope(d);
       BindText(d, 1, txn.id);
+      sqlite3_bind_int64(d, 2, txn.version);
       int rc = StepRetry(d);
       if (rc != SQLITE_DONE) return Error("delete attributes", rc);
+      deleted = sqlite3_changes(db_);
     }
-    return InsertAttributes(txn);
+    if (deleted == 0) return Status::Ok();
+
+    // The delete trigger counted each row as a SQL write: put the version
+    // the engine chose back (the write lock is held, nobody saw it).
+    sqlite3_stmt* v;
+    CRMFLOW_RETURN_IF_ERROR(Get(kSetVersion, &v));
+    Scoped scope(v);
+    std::string updated = txn.updated_at.ToIso();
+    BindText(v, 1, txn.id);
+    sqlite3_bind_int64(v, 2, txn.version);
+    BindText(v, 3, updated);
+    int rc = StepRetry(v);
+    if (rc != SQLITE_DONE) return Error("update transaction", rc);
+    return Status::Ok();
   }
 
   StatusOr<int64_t> ApplyTransition(const Transaction& txn,
                                     int64_t expected_version,
                                     const HistoryRow& row) override {
+    // The history row goes first: the state trigger accepts a new state
+    // only when it is the to_state of the newest history row.  On a stale
+    // version the row is already written; the caller's Rollback (this
+    // runs inside Begin) removes it with everything else.
+    auto seq = AppendHistory(row);
+    if (!seq.ok()) {
+      if (seq.status().code() == Code::kNotFound) {
+        return UpdateMissed(txn.id, expected_version);
+      }
+      return seq.status();
+    }
     sqlite3_stmt* s;
     CRMFLOW_RETURN_IF_ERROR(Get(kUpdateState, &s));
     std::string updated = txn.updated_at.ToIso();
     std::string entered = txn.state_entered_at.ToIso();
-    {
-      Scoped scope(s);
-      BindText(s, 1, txn.id);
-      BindText(s, 2, txn.state);
-      sqlite3_bind_int64(s, 3, txn.version);
-      BindText(s, 4, updated);
-      BindText(s, 5, entered);
-      sqlite3_bind_int64(s, 6, expected_version);
-      int rc = StepRetry(s);
-      if (rc != SQLITE_DONE) return Error("update transaction", rc);
-      if (sqlite3_changes(db_) == 0) {
-        return UpdateMissed(txn.id, expected_version);
-      }
+    Scoped scope(s);
+    BindText(s, 1, txn.id);
+    BindText(s, 2, txn.state);
+    sqlite3_bind_int64(s, 3, txn.version);
+    BindText(s, 4, updated);
+    BindText(s, 5, entered);
+    sqlite3_bind_int64(s, 6, expected_version);
+    int rc = StepRetry(s);
+    if (rc != SQLITE_DONE) return Error("update transaction", rc);
+    if (sqlite3_changes(db_) == 0) {
+      return UpdateMissed(txn.id, expected_version);
     }
-    return AppendHistory(row);
+    return seq;
   }
 
   StatusOr<int64_t> AppendHistory(const HistoryRow& row) override {
@@ -762,8 +908,41 @@ class SqliteStore final : public internal::StoreImpl {
                         std::to_string(version) +
                         " is newer than this build (expected at most " +
                         std::to_string(kSchemaVersion) + ")");
+    } else if (version < kSchemaVersion) {
+      CRMFLOW_RETURN_IF_ERROR(Migrate(version));
     }
+    return ExecScript(kTriggers, "create triggers");
+  }
+
+  // Upgrades a file of schema `from` in place (inside Init's transaction,
+  // so a failure leaves it as it was).  The new tables already exist.
+  Status Migrate(int64_t from) {
+    if (from < 1) {
+      return Status(Code::kStoreError,
+                    "sqlite \"" + path_ + "\": schema version " +
+                        std::to_string(from) + " unknown (expected 1 to " +
+                        std::to_string(kSchemaVersion) + ")");
+    }
+    if (from == 1) {
+      CRMFLOW_RETURN_IF_ERROR(ExecScript(kMigrate1To2, "migrate 1 to 2"));
+    }
+    std::string sql = "UPDATE schema_version SET version = " +
+                      std::to_string(kSchemaVersion);
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return Error("write schema version", rc);
     return Status::Ok();
+  }
+
+  // Runs a script of statements; `what` names it in the error.
+  Status ExecScript(const char* sql, const char* what) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (rc == SQLITE_OK) return Status::Ok();
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Status(Code::kStoreError,
+                  "sqlite \"" + path_ + "\": " + what + " failed (" + msg +
+                      ")");
   }
 
   Status ReadTime(sqlite3_stmt* s, int col, Timestamp* out) const {
@@ -830,9 +1009,15 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   Status InsertAttributes(const Transaction& txn) {
+    return WriteAttributes(txn, kInsertAttr);
+  }
+
+  // Writes the attributes of `txn` with `which` (kInsertAttr or
+  // kUpsertAttr), stamped with txn.version.
+  Status WriteAttributes(const Transaction& txn, Stmt which) {
     if (txn.attributes.empty()) return Status::Ok();
     sqlite3_stmt* s;
-    CRMFLOW_RETURN_IF_ERROR(Get(kInsertAttr, &s));
+    CRMFLOW_RETURN_IF_ERROR(Get(which, &s));
     for (const auto& [name, v] : txn.attributes) {
       Scoped scope(s);
       std::string text = v.ToText();
@@ -844,6 +1029,7 @@ class SqliteStore final : public internal::StoreImpl {
       } else {
         BindText(s, 4, text);
       }
+      sqlite3_bind_int64(s, 5, txn.version);
       int rc = StepRetry(s);
       if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
         return Status(Code::kInvalidArgument,

@@ -305,8 +305,9 @@ class XesParser {
       const char* value = nullptr;
       KeyValue(atts, &key, &value);
       if (key == nullptr) {
-        Fail(Status(Code::kParseError,
-                    Where() + ": attribute without key (expected key=\"...\")"));
+        Fail(Status(Code::kParseError, Where() +
+                                           ": attribute without key "
+                                           "(expected key=\"...\")"));
         return;
       }
       if (value == nullptr) value = "";

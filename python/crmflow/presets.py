@@ -13,12 +13,14 @@ documented on each preset below and in ``docs/presets.md``.
 ``olist-orders``
     Olist ``olist_orders_dataset.csv`` (milestone table) to
     ``sales_order``.  Case ``order_id``, customer ``customer_id``, created
-    at ``order_purchase_timestamp``; ``order_approved_at`` fires
-    ``submit`` then ``approve``, ``order_delivered_carrier_date`` fires
+    at ``order_purchase_timestamp``, when it is also submitted (an Olist
+    order is placed for payment approval at once); ``order_approved_at``
+    fires ``approve``, ``order_delivered_carrier_date`` fires
     ``invoice`` then ``ship`` (Olist invoices when handing over),
     ``order_delivered_customer_date`` fires ``deliver``.  The final
-    ``order_status`` maps delivered, shipped, invoiced, approved and
-    created to the state of that name, processing to approved and
+    ``order_status`` maps delivered, shipped, invoiced and approved to the
+    state of that name, created (placed, payment not yet approved) to
+    pending_approval, processing to approved and
     canceled and unavailable to canceled; the importer infers the
     missing steps (e.g. an invoiced order without carrier date).
     ``order_estimated_delivery_date`` becomes the timestamp attribute
@@ -105,7 +107,7 @@ _OLIST_STATUS = {
     "invoiced": "invoiced",
     "processing": "approved",
     "approved": "approved",
-    "created": "created",
+    "created": "pending_approval",
     "canceled": "canceled",
     "unavailable": "canceled",
 }
@@ -134,7 +136,8 @@ _PRESETS = {
                 "customer": "customer_id",
                 "created": "order_purchase_timestamp",
                 "milestones": {
-                    "order_approved_at": ["submit", "approve"],
+                    "order_purchase_timestamp": ["submit"],
+                    "order_approved_at": ["approve"],
                     "order_delivered_carrier_date": ["invoice", "ship"],
                     "order_delivered_customer_date": ["deliver"],
                 },

@@ -830,6 +830,27 @@ TEST(Expr, NestingUpToTheLimitIsAccepted) {
   EXPECT_EQ(Eval(mixed), Value::Integer(1));  // an even number of minuses
 }
 
+TEST(Expr, WorstCaseRecursionAtTheLimitIsSafe) {
+  // Every precedence level between each pair of parentheses, so that the
+  // parser and the evaluator recurse as deeply as the limit allows.  Each
+  // unit "(false or 1 < 2 and not (" is 3 levels and means "not".
+  std::string boolean;
+  int units = kMaxExprDepth / 3;  // 66 units, 198 levels
+  for (int i = 0; i < units; ++i) boolean += "(false or 1 < 2 and not (";
+  boolean += "true" + std::string(2 * units, ')');
+  EXPECT_TRUE(True(boolean));  // an even number of "not"s
+  // Three more levels in front: the 201st is the last "(" of the 66th
+  // unit (25 characters each), at column 15 + 66 * 25.
+  EXPECT_EQ(ParseError("(false or not (" + boolean + "))"),
+            "column 1665: expression nested too deeply (more than 200 "
+            "levels)");
+  // Each unit "0 + 1 * -(" is 2 levels and negates.
+  std::string number;
+  for (int i = 0; i < kMaxExprDepth / 2; ++i) number += "0 + 1 * -(";
+  number += "1" + std::string(kMaxExprDepth / 2, ')');
+  EXPECT_EQ(Eval(number), Value::Integer(1));  // 100 negations
+}
+
 TEST(Expr, DeepNestingIsRefused) {
   std::string deep = std::string(kMaxExprDepth + 1, '(') + "1" +
                      std::string(kMaxExprDepth + 1, ')');

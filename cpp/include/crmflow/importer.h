@@ -121,7 +121,7 @@ struct ImportSummary {
   int64_t deviations = 0;
   int64_t unchanged = 0;       // status rows that repeat the state
   int64_t ignored = 0;         // activities mapped to ""
-  int64_t skipped = 0;         // already imported (same source key)
+  int64_t skipped = 0;  // rows already stored: creations, events, deviations
   int64_t inferred = 0;        // events fired to reach a final status
   std::vector<Reject> rejects;
 };

@@ -18,6 +18,8 @@
 //             workflow_version INTEGER, created_at TEXT, updated_at TEXT,
 //             state_entered_at TEXT)
 //   attributes(transaction_id TEXT, name TEXT, type TEXT, value TEXT NULL,
+//             written_version INTEGER NULL (the transaction version the
+//             engine wrote the row at; NULL when written through SQL),
 //             PRIMARY KEY (transaction_id, name))
 //   history(seq INTEGER PRIMARY KEY, transaction_id TEXT, event TEXT,
 //             from_state TEXT NULL, to_state TEXT, time TEXT, actor TEXT
@@ -29,10 +31,34 @@
 //   imports(id INTEGER PRIMARY KEY, file TEXT, kind TEXT, started_at TEXT,
 //             cases INTEGER, events_applied INTEGER, deviations INTEGER,
 //             rejected INTEGER, skipped INTEGER)
+//   customers(id TEXT PRIMARY KEY, name TEXT NULL, email TEXT NULL, phone
+//             TEXT NULL, attributes TEXT NULL (JSON object), created_at
+//             TEXT, updated_at TEXT, merged_into TEXT NULL (the surviving
+//             customer after a merge))
+//   identities(id INTEGER PRIMARY KEY, customer_id TEXT, kind TEXT
+//             (email, phone, web or source), value TEXT (as given),
+//             normalized TEXT, source TEXT NULL (the system it came from),
+//             created_at TEXT, UNIQUE (customer_id, kind, normalized))
+//   merges(id INTEGER PRIMARY KEY, survivor TEXT, merged TEXT, actor TEXT,
+//             time TEXT, details TEXT (JSON: what moved), undone_at TEXT
+//             NULL)
 //
 // The creation of a transaction is the history row with event "create",
 // from_state NULL and to_state the initial state, so a transaction's state
 // always equals the to_state of its last history row.
+//
+// Triggers keep the invariants whoever writes (an ORM, the sqlite3 shell):
+// history rows cannot be updated or deleted ("history is append-only"),
+// transactions cannot be deleted or renamed, and an UPDATE that changes a
+// transaction's state is refused unless the new state is the to_state of
+// its newest history row (writers append the row first).  An UPDATE of a
+// transaction that leaves its version unchanged, and any write of an
+// attribute row not stamped by the engine (written_version), adds 1 to the
+// transaction's version and sets updated_at, so an engine's cached copy is
+// stale and reloaded.  Merges change only by setting undone_at once.
+//
+// Schema version 1 files are migrated in place when opened (new tables,
+// the written_version column, the triggers).
 //
 // A Store is used by one Engine from one thread at a time; several
 // processes may share one SQLite file (WAL mode, busy timeout, BEGIN
@@ -54,7 +80,7 @@
 namespace crmflow {
 
 // The current schema version written to schema_version.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 // One CRM transaction (an order, a request, ...).
 struct Transaction {
@@ -190,8 +216,9 @@ struct SqliteOptions {
 
 // Opens (creating when absent) the SQLite file at `path`, or an in-memory
 // SQLite database for ":memory:".  Creates the schema, or checks the stored
-// schema_version and fails with kStoreError naming the file and both
-// versions when it is newer than kSchemaVersion.
+// schema_version: migrates an older file in place, and fails with
+// kStoreError naming the file and both versions when it is newer than
+// kSchemaVersion.
 StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                  const SqliteOptions& options);
 

@@ -17,7 +17,8 @@
 //
 // Traces without events become cases with zero events.  Attributes nested
 // inside attributes, lists, containers, <global> defaults and trace
-// attributes other than concept:name are ignored.  Traces sharing a
+// attributes other than concept:name are ignored, and so are events
+// outside any trace.  Traces sharing a
 // concept:name are merged into one case.  The row number of an event is
 // its 0-based position in the file.
 //
