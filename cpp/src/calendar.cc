@@ -1,0 +1,1 @@
+// calendar.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// sla.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// calendar_test.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// sla_test.cc: placeholder, being written.
