@@ -328,21 +328,24 @@ std::vector<Variant> Variants(const EventLog& log) {
   });
   std::vector<int32_t> rank(num_activities);
   for (int32_t i = 0; i < num_activities; ++i) rank[by_name[i]] = i;
-  // The first four ranks (plus one; 0 = end of sequence), 16 bits each,
-  // order most pairs without touching the sequences.
+  // A prefix of the sequence packed into 64 bits orders most pairs
+  // without touching the sequences: rank + 1 per activity (0 = end of
+  // sequence), as few bits each as the number of activities allows.
   struct Rep {
     int64_t count;
     uint64_t key;
     int32_t id;
   };
+  int bits = 1;
+  while ((int64_t{1} << bits) <= num_activities) ++bits;
+  const int per_key = 64 / bits;
   std::vector<Rep> reps(rep_case.size());
   for (size_t v = 0; v < reps.size(); ++v) {
     uint64_t key = 0;
-    if (num_activities < 0xffff) {
-      const int64_t b = off[rep_case[v]], e = off[rep_case[v] + 1];
-      for (int64_t k = 0; k < 4; ++k) {
-        key = (key << 16) | (b + k < e ? rank[act[b + k]] + 1 : 0);
-      }
+    const int64_t b = off[rep_case[v]], e = off[rep_case[v] + 1];
+    for (int64_t k = 0; k < per_key; ++k) {
+      uint64_t r = b + k < e ? static_cast<uint64_t>(rank[act[b + k]]) + 1 : 0;
+      key = (key << bits) | r;
     }
     reps[v] = Rep{rep_count[v], key, static_cast<int32_t>(v)};
   }

@@ -1416,11 +1416,7 @@ class Parser {
         auto cmp = ParseComparison(left);
         if (!cmp.ok()) return cmp;
         left = *cmp;
-        if (BinaryPrec() == 4) {
-          return Err(Peek().offset,
-                     "comparisons cannot be chained (use and: a < b and "
-                     "b < c)");
-        }
+        if (BinaryPrec() == 4) return ChainedComparison();
         continue;
       }
       std::vector<Kid> kids = {{left, 0, N(left).offset}};
@@ -1436,80 +1432,96 @@ class Parser {
                                           : 0;
         kids.push_back({*right, c, op.offset});
       }
-      Node node;
-      node.begin = N(left).begin;
-      node.end = N(kids.back().node).end;
-      node.offset = kids[1].offset;
-      if (first == Tok::kAnd || first == Tok::kOr) {
-        node.op = first == Tok::kAnd ? Op::kAnd : Op::kOr;
-        const char* word = first == Tok::kAnd ? "and" : "or";
-        for (size_t k = 0; k < kids.size(); ++k) {
-          T t = N(kids[k].node).type;
-          if (t != T::kBoolean && t != T::kNull && t != T::kAny) {
-            return Err(k == 0 ? kids[1].offset : kids[k].offset,
-                       std::string("expected a condition ") +
-                           (k == 0 ? "before \"" : "after \"") + word +
-                           "\" (got " + impl_.Describe(kids[k].node) + ")");
-          }
-        }
-        node.type = T::kBoolean;
-      } else {
-        node.op = Op::kArith;
-        T acc = N(left).type;
-        for (size_t k = 1; k < kids.size(); ++k) {
-          char op = kids[k].op;
-          ArithType at = TypeArith(op, acc, N(kids[k].node).type);
-          if (!at.ok) {
-            std::string sym(1, op);
-            if (at.blame_right) {
-              return Err(kids[k].offset,
-                         std::string("expected ") + ExpectedRight(op, acc) +
-                             " after \"" + sym + "\" (got " +
-                             impl_.Describe(kids[k].node) + ")");
-            }
-            return Err(kids[k].offset,
-                       std::string("expected ") + ExpectedLeft(op) +
-                           " before \"" + sym + "\" (got " +
-                           impl_.Describe(kids[k - 1].node) + ")");
-          }
-          acc = at.result;
-        }
-        node.type = acc;
-      }
-      left = AddNode(std::move(node), kids);
+      auto chain = FinishChain(first, kids);
+      if (!chain.ok()) return chain;
+      left = *chain;
     }
+  }
+
+  // Builds and type-checks an n-ary "and", "or" or arithmetic chain.  Out
+  // of line (as are the other Finish functions) to keep the frames of the
+  // recursive functions small.
+  [[gnu::noinline]] StatusOr<int32_t> FinishChain(
+      Tok first, const std::vector<Kid>& kids) {
+    int32_t left = kids[0].node;
+    Node node;
+    node.begin = N(left).begin;
+    node.end = N(kids.back().node).end;
+    node.offset = kids[1].offset;
+    if (first == Tok::kAnd || first == Tok::kOr) {
+      node.op = first == Tok::kAnd ? Op::kAnd : Op::kOr;
+      const char* word = first == Tok::kAnd ? "and" : "or";
+      for (size_t k = 0; k < kids.size(); ++k) {
+        T t = N(kids[k].node).type;
+        if (t != T::kBoolean && t != T::kNull && t != T::kAny) {
+          return Err(k == 0 ? kids[1].offset : kids[k].offset,
+                     std::string("expected a condition ") +
+                         (k == 0 ? "before \"" : "after \"") + word +
+                         "\" (got " + impl_.Describe(kids[k].node) + ")");
+        }
+      }
+      node.type = T::kBoolean;
+    } else {
+      node.op = Op::kArith;
+      T acc = N(left).type;
+      for (size_t k = 1; k < kids.size(); ++k) {
+        char op = kids[k].op;
+        ArithType at = TypeArith(op, acc, N(kids[k].node).type);
+        if (!at.ok) {
+          std::string sym(1, op);
+          if (at.blame_right) {
+            return Err(kids[k].offset,
+                       std::string("expected ") + ExpectedRight(op, acc) +
+                           " after \"" + sym + "\" (got " +
+                           impl_.Describe(kids[k].node) + ")");
+          }
+          return Err(kids[k].offset,
+                     std::string("expected ") + ExpectedLeft(op) +
+                         " before \"" + sym + "\" (got " +
+                         impl_.Describe(kids[k - 1].node) + ")");
+        }
+        acc = at.result;
+      }
+      node.type = acc;
+    }
+    return AddNode(std::move(node), kids);
   }
 
   StatusOr<int32_t> ParseComparison(int32_t left) {
     const Token& op = Take();
+    if (op.kind == Tok::kNot || op.kind == Tok::kIn) {
+      if (op.kind == Tok::kNot) Take();  // "in"
+      return ParseList(left, op.kind == Tok::kNot, op.offset);
+    }
+    auto right = ParseExpr(5);
+    if (!right.ok()) return right;
+    return FinishComparison(left, op, *right);
+  }
+
+  [[gnu::noinline]] StatusOr<int32_t> FinishComparison(int32_t left,
+                                                       const Token& op,
+                                                       int32_t right) {
     Node node;
     node.begin = N(left).begin;
     node.offset = op.offset;
     node.type = T::kBoolean;
-    if (op.kind == Tok::kNot || op.kind == Tok::kIn) {
-      if (op.kind == Tok::kNot) Take();  // "in"
-      node.op = Op::kIn;
-      node.sub = op.kind == Tok::kNot ? 1 : 0;
-      return ParseList(left, std::move(node));
-    }
     Cmp cmp = op.kind == Tok::kEq   ? Cmp::kEq
               : op.kind == Tok::kNe ? Cmp::kNe
               : op.kind == Tok::kLt ? Cmp::kLt
               : op.kind == Tok::kLe ? Cmp::kLe
               : op.kind == Tok::kGt ? Cmp::kGt
                                     : Cmp::kGe;
-    auto right = ParseExpr(5);
-    if (!right.ok()) return right;
-    std::string err = TypeCompare(cmp, N(left).type, N(*right).type);
+    std::string err = TypeCompare(cmp, N(left).type, N(right).type);
     if (!err.empty()) return Err(op.offset, err);
     node.op = Op::kCmp;
     node.sub = static_cast<uint8_t>(cmp);
-    node.end = N(*right).end;
+    node.end = N(right).end;
     return AddNode(std::move(node),
-                   {{left, 0, N(left).offset}, {*right, 0, op.offset}});
+                   {{left, 0, N(left).offset}, {right, 0, op.offset}});
   }
 
-  StatusOr<int32_t> ParseList(int32_t left, Node node) {
+  [[gnu::noinline]] StatusOr<int32_t> ParseList(int32_t left, bool negated,
+                                                int32_t offset) {
     if (Peek().kind != Tok::kLBracket) {
       return Err(Peek().offset, "expected \"[\" after in (got " +
                                     DescribeTok(Peek()) + ")");
@@ -1551,16 +1563,43 @@ class Parser {
         break;
       }
     }
-    if (Peek().kind != Tok::kRBracket) {
-      return Err(Peek().offset, "expected \",\" or \"]\" in the list (got " +
-                                    DescribeTok(Peek()) + ")");
-    }
-    node.end = Take().offset + 1;
+    if (Peek().kind != Tok::kRBracket) return UnclosedList();
+    int32_t end = Take().offset + 1;
     --depth_;
+    Node node;
+    node.op = Op::kIn;
+    node.sub = negated ? 1 : 0;
+    node.type = T::kBoolean;
+    node.begin = N(left).begin;
+    node.offset = offset;
+    node.end = end;
     return AddNode(std::move(node), kids);
   }
 
-  Status TooDeep(size_t offset) const {
+  [[gnu::cold, gnu::noinline]] Status ChainedComparison() const {
+    return Err(Peek().offset,
+               "comparisons cannot be chained (use and: a < b and b < c)");
+  }
+
+  [[gnu::cold, gnu::noinline]] Status UnclosedParen(size_t open) const {
+    return Err(Peek().offset, "expected \")\" to close \"(\" at " +
+                                  impl_.Where(open) + " (got " +
+                                  DescribeTok(Peek()) + ")");
+  }
+
+  [[gnu::cold, gnu::noinline]] Status UnclosedCall(
+      const std::string& name) const {
+    return Err(Peek().offset, "expected \",\" or \")\" in the call of " +
+                                  name + " (got " + DescribeTok(Peek()) +
+                                  ")");
+  }
+
+  [[gnu::cold, gnu::noinline]] Status UnclosedList() const {
+    return Err(Peek().offset, "expected \",\" or \"]\" in the list (got " +
+                                  DescribeTok(Peek()) + ")");
+  }
+
+  [[gnu::cold, gnu::noinline]] Status TooDeep(size_t offset) const {
     return Err(offset, "expression nested too deeply (more than " +
                            std::to_string(kMaxExprDepth) + " levels)");
   }
@@ -1574,26 +1613,32 @@ class Parser {
     auto operand = is_not ? ParseExpr(3) : ParseUnary();
     if (!operand.ok()) return operand;
     --depth_;
-    T ot = N(*operand).type;
+    return FinishUnary(is_not, offset, *operand);
+  }
+
+  [[gnu::noinline]] StatusOr<int32_t> FinishUnary(bool is_not,
+                                                  size_t offset,
+                                                  int32_t operand) {
+    T ot = N(operand).type;
     if (is_not) {
       if (ot != T::kBoolean && ot != T::kNull && ot != T::kAny) {
         return Err(offset, "expected a condition after \"not\" (got " +
-                               impl_.Describe(*operand) + ")");
+                               impl_.Describe(operand) + ")");
       }
       Node node;
       node.op = Op::kNot;
       node.type = T::kBoolean;
       node.offset = static_cast<int32_t>(offset);
       node.begin = node.offset;
-      node.end = N(*operand).end;
-      return AddNode(std::move(node), {{*operand, 0, node.offset}});
+      node.end = N(operand).end;
+      return AddNode(std::move(node), {{operand, 0, node.offset}});
     }
     if (!IsNum(ot) && ot != T::kDuration && ot != T::kNull &&
         ot != T::kAny) {
       return Err(offset, "expected a number or a duration after \"-\" (got " +
-                             impl_.Describe(*operand) + ")");
+                             impl_.Describe(operand) + ")");
     }
-    Node& on = impl_.nodes[*operand];
+    Node& on = impl_.nodes[operand];
     // Fold "-literal" so that lists and limits see a literal.
     if (on.op == Op::kLit && on.type != T::kNull) {
       if (on.type == T::kDecimal) {
@@ -1602,7 +1647,7 @@ class Parser {
         on.lit.i = -on.lit.i;
       }
       on.begin = static_cast<int32_t>(offset);
-      return *operand;
+      return operand;
     }
     Node node;
     node.op = Op::kNeg;
@@ -1610,10 +1655,31 @@ class Parser {
     node.offset = static_cast<int32_t>(offset);
     node.begin = node.offset;
     node.end = on.end;
-    return AddNode(std::move(node), {{*operand, 0, node.offset}});
+    return AddNode(std::move(node), {{operand, 0, node.offset}});
   }
 
   StatusOr<int32_t> ParsePrimary() {
+    const Token& t = Peek();
+    if (t.kind == Tok::kLParen) {
+      size_t open = Take().offset;
+      if (++depth_ > kMaxExprDepth) return TooDeep(open);
+      auto inner = ParseExpr(1);
+      if (!inner.ok()) return inner;
+      if (Peek().kind != Tok::kRParen) return UnclosedParen(open);
+      --depth_;
+      Node& in = impl_.nodes[*inner];
+      in.begin = static_cast<int32_t>(open);
+      in.end = Take().offset + 1;
+      return *inner;
+    }
+    if (t.kind == Tok::kIdent && Peek(1).kind == Tok::kLParen) {
+      return ParseCall(Take());
+    }
+    return ParseLeaf();
+  }
+
+  // Parses a literal or a name (nothing recursive).
+  [[gnu::noinline]] StatusOr<int32_t> ParseLeaf() {
     const Token& t = Peek();
     Node node;
     node.offset = t.offset;
@@ -1650,22 +1716,6 @@ class Parser {
         impl_.keys.push_back(t.text);
         node.lit = TextVal(impl_.keys.back());
         break;
-      case Tok::kLParen: {
-        size_t open = Take().offset;
-        if (++depth_ > kMaxExprDepth) return TooDeep(open);
-        auto inner = ParseExpr(1);
-        if (!inner.ok()) return inner;
-        if (Peek().kind != Tok::kRParen) {
-          return Err(Peek().offset,
-                     "expected \")\" to close \"(\" at " + impl_.Where(open) +
-                         " (got " + DescribeTok(Peek()) + ")");
-        }
-        --depth_;
-        Node& in = impl_.nodes[*inner];
-        in.begin = static_cast<int32_t>(open);
-        in.end = Take().offset + 1;
-        return *inner;
-      }
       case Tok::kIdent:
         return ParseName();
       case Tok::kLBracket:
@@ -1704,9 +1754,8 @@ class Parser {
     return static_cast<int32_t>(impl_.names.size()) - 1;
   }
 
-  StatusOr<int32_t> ParseName() {
+  [[gnu::noinline]] StatusOr<int32_t> ParseName() {
     const Token& first = Take();
-    if (Peek().kind == Tok::kLParen) return ParseCall(first);
     std::vector<std::string> parts = {first.text};
     int32_t end = first.offset + first.length;
     while (Peek().kind == Tok::kDot) {
@@ -1807,19 +1856,8 @@ class Parser {
     return AddNode(std::move(node), {});
   }
 
-  StatusOr<int32_t> ParseCall(const Token& name) {
-    const FnInfo* info = nullptr;
-    for (const FnInfo& f : kFunctions) {
-      if (name.text == f.name) info = &f;
-    }
-    if (info == nullptr) {
-      std::string known;
-      for (const FnInfo& f : kFunctions) {
-        known += (known.empty() ? "" : ", ") + std::string(f.name);
-      }
-      return Err(name.offset, "unknown function " + Quote(name.text) +
-                                  " (known: " + known + ")");
-    }
+  [[gnu::noinline]] StatusOr<int32_t> ParseCall(const Token& name) {
+    CRMFLOW_RETURN_IF_ERROR(CheckFunction(name));
     size_t open = Take().offset;
     if (++depth_ > kMaxExprDepth) return TooDeep(open);
     std::vector<Kid> kids;
@@ -1835,13 +1873,31 @@ class Parser {
         break;
       }
     }
-    if (Peek().kind != Tok::kRParen) {
-      return Err(Peek().offset, "expected \",\" or \")\" in the call of " +
-                                    name.text + " (got " +
-                                    DescribeTok(Peek()) + ")");
-    }
+    if (Peek().kind != Tok::kRParen) return UnclosedCall(name.text);
     int32_t close = Take().offset;
     --depth_;
+    return FinishCall(name, kids, close);
+  }
+
+  [[gnu::noinline]] Status CheckFunction(const Token& name) const {
+    for (const FnInfo& f : kFunctions) {
+      if (name.text == f.name) return Status::Ok();
+    }
+    std::string known;
+    for (const FnInfo& f : kFunctions) {
+      known += (known.empty() ? "" : ", ") + std::string(f.name);
+    }
+    return Err(name.offset, "unknown function " + Quote(name.text) +
+                                " (known: " + known + ")");
+  }
+
+  [[gnu::noinline]] StatusOr<int32_t> FinishCall(const Token& name,
+                                                 const std::vector<Kid>& kids,
+                                                 int32_t close) {
+    const FnInfo* info = nullptr;
+    for (const FnInfo& f : kFunctions) {
+      if (name.text == f.name) info = &f;
+    }
     int n = static_cast<int>(kids.size());
     if (n < info->min_args || (info->max_args >= 0 && n > info->max_args)) {
       std::string want =
@@ -1913,7 +1969,8 @@ class Parser {
         options.set_log_errors(false);
         options.set_max_mem(8 << 20);
         auto re = std::make_unique<RE2>(
-            re2::StringPiece(pat.lit.S().data(), pat.lit.S().size()), options);
+            re2::StringPiece(pat.lit.S().data(), pat.lit.S().size()),
+            options);
         if (!re->ok()) {
           return Err(pat.begin, "invalid regular expression " +
                                     Quote(pat.lit.S()) + " (" + re->error() +
@@ -2076,7 +2133,8 @@ class Evaluator {
     return impl_.kids[node.kid_begin + k];
   }
 
-  [[gnu::cold, gnu::noinline]] bool Fail(size_t offset, const std::string& msg) {
+  [[gnu::cold, gnu::noinline]] bool Fail(size_t offset,
+                                         const std::string& msg) {
     error_ = impl_.Error(Code::kInvalidArgument, offset, msg);
     return false;
   }
@@ -2247,7 +2305,8 @@ class Evaluator {
     return true;
   }
 
-  [[gnu::cold, gnu::noinline]] bool Overflow(size_t offset, const Val& a, char op, const Val& b) {
+  [[gnu::cold, gnu::noinline]] bool Overflow(size_t offset, const Val& a,
+                                             char op, const Val& b) {
     return Fail(offset, std::string("overflow in ") + RenderVal(a) + " " +
                             op + " " + RenderVal(b));
   }
@@ -2261,7 +2320,8 @@ class Evaluator {
   }
 
   // *out = a op b for non-null a and b.
-  [[gnu::noinline]] bool Apply(char op, size_t offset, const Val& a, const Val& b, Val* out) {
+  [[gnu::noinline]] bool Apply(char op, size_t offset, const Val& a,
+                               const Val& b, Val* out) {
     ArithType at = TypeArith(op, a.type, b.type);
     if (!at.ok) {
       std::string sym(1, op);
@@ -2408,8 +2468,9 @@ class Evaluator {
     return true;
   }
 
-  [[gnu::cold, gnu::noinline]] bool ArgFail(const Node& node, int k, const char* expected,
-               const Val& got) {
+  [[gnu::cold, gnu::noinline]] bool ArgFail(const Node& node, int k,
+                                            const char* expected,
+                                            const Val& got) {
     Fn fn = static_cast<Fn>(node.sub);
     return Fail(impl_.nodes[KidAt(node, k).node].begin,
                 std::string(FnName(fn)) + " expects " + expected +

@@ -298,6 +298,32 @@ TEST(XesTest, ErrorsNameFileLineColumn) {
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
 }
 
+TEST(XesTest, TruncatedGzipFails) {
+  std::FILE* f =
+      std::fopen((kDataDir + "/analytics_c15_log1.xes.gz").c_str(), "rb");
+  ASSERT_NE(f, nullptr);
+  std::string bytes(4096, '\0');
+  bytes.resize(std::fread(bytes.data(), 1, bytes.size(), f));
+  std::fclose(f);
+  ASSERT_GT(bytes.size(), 100u);
+  // The whole stream reads; half of it is a truncated gzip stream.
+  ASSERT_TRUE(ReadXesEventLogFromString("full.xes.gz", bytes).ok());
+  auto half = ReadXesEventLogFromString("half.xes.gz",
+                                        bytes.substr(0, bytes.size() / 2));
+  ASSERT_FALSE(half.ok());
+  EXPECT_EQ(half.status().code(), Code::kParseError);
+  EXPECT_EQ(half.status().message().rfind("half.xes.gz", 0), 0u)
+      << half.status().message();
+  std::string corrupt = bytes;
+  for (size_t i = 20; i < 60; ++i) corrupt[i] = static_cast<char>(0xff);
+  auto bad = ReadXesEventLogFromString("bad.xes.gz", corrupt);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kParseError);
+  auto empty = ReadXesEventLogFromString("empty.xes", "");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), Code::kParseError);
+}
+
 TEST(XesTest, OffsetsNestedAttributesAndGlobals) {
   auto log = ReadXesEventLogFromString(
       "o.xes",
@@ -345,6 +371,33 @@ EventLog SmallLog() {
   b.AddEvent(a, "c", s(base, 60), "r1", Lifecycle::kNone, 4);
   b.AddEvent(bb, "c", s(sunday, 100), "r1", Lifecycle::kNone, 5);
   return std::move(b).Build();
+}
+
+TEST(AnalyticsVariants, TiesOrderBySequenceOfNames) {
+  EventLogBuilder b;
+  auto add = [&b](const char* id, std::vector<const char*> acts) {
+    int32_t c = b.AddCase(id);
+    int64_t t = 0;
+    for (const char* a : acts) {
+      b.AddEvent(c, a, Timestamp{t}, "", Lifecycle::kNone, t);
+      ++t;
+    }
+  };
+  // Activity ids follow first appearance (z = 0, a = 1, b = 2), names
+  // sort a < b < z.
+  add("1", {"z"});
+  add("2", {"a", "b"});
+  add("3", {"a"});
+  add("4", {"a", "z"});
+  add("5", {"a", "z"});
+  std::vector<Variant> v = Variants(std::move(b).Build());
+  ASSERT_EQ(v.size(), 4u);
+  EXPECT_EQ(v[0].activities, (std::vector<std::string>{"a", "z"}));
+  EXPECT_EQ(v[0].count, 2);
+  EXPECT_EQ(v[0].example_case, "4");
+  EXPECT_EQ(v[1].activities, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(v[2].activities, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(v[3].activities, (std::vector<std::string>{"z"}));
 }
 
 TEST(AnalyticsSmall, TimeInActivity) {

@@ -266,6 +266,20 @@ TEST(EventLogCsv, CollectListsEveryRejectAndKeepsTheRest) {
             "r.csv:3:1: empty case id (expected a value in column case_id)");
 }
 
+TEST(EventLogCsv, CollectStopsAtAnUnterminatedQuote) {
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "A,Open,2026-01-01T00:00:00Z\n"
+      "A,\"Close,2026-01-01T01:00:00Z\n";
+  CsvEventLogOptions o;
+  o.on_error = OnError::kCollect;
+  auto loaded = ReadCsvEventLogFromString("q.csv", csv, o);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Code::kParseError);
+  EXPECT_EQ(loaded.status().message().rfind("q.csv:3:", 0), 0u)
+      << loaded.status().message();
+}
+
 TEST(EventLogCsv, MappingErrors) {
   CsvEventLogOptions o;
   o.timestamp_column = "ts";

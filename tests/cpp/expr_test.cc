@@ -683,7 +683,8 @@ TEST(Expr, ResultTypes) {
 // ---------------------------------------------------------------------------
 
 TEST(Expr, SyntaxErrorsPointAtTheColumn) {
-  EXPECT_EQ(ParseError(""), "column 1: expected an expression (got end of text)");
+  EXPECT_EQ(ParseError(""),
+            "column 1: expected an expression (got end of text)");
   EXPECT_EQ(ParseError("amount +"),
             "column 9: expected an expression after \"+\" (got end of text)");
   EXPECT_EQ(ParseError("(amount > 1"),
