@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -107,7 +108,10 @@ struct FireOptions {
 // path, so it copies neither the attributes nor the history row; call Get or
 // History for those.
 struct FireResult {
-  std::string state;    // the state after the transition
+  // The state after the transition: a view of the registered workflow's
+  // state name (no copy), valid until that kind is registered again or the
+  // engine is destroyed.  Copy it to keep it longer.
+  std::string_view state;
   int64_t version = 0;  // the transaction's version after the transition
   int64_t seq = 0;      // the history row's seq
   bool internal = false;
@@ -121,6 +125,18 @@ struct ReplayEvent {
   std::string actor;
   std::string payload;
   std::string source;
+};
+
+// The same by reference, for callers that hold the text elsewhere (the
+// Python binding points into the str objects): the views must stay valid
+// until Replay returns.
+struct ReplayEventRef {
+  std::string_view transaction_id;
+  std::string_view event;
+  Timestamp time;
+  std::string_view actor;
+  std::string_view payload;
+  std::string_view source;
 };
 
 struct ReplayOptions {
@@ -219,6 +235,8 @@ class Engine {
 
   // Fires a batch of events in order; see ReplayOptions.
   StatusOr<ReplaySummary> Replay(const std::vector<ReplayEvent>& events,
+                                 const ReplayOptions& options);
+  StatusOr<ReplaySummary> Replay(std::span<const ReplayEventRef> events,
                                  const ReplayOptions& options);
 
   // Explicit outer transaction: everything between Begin and Commit is one
