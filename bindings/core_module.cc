@@ -654,6 +654,9 @@ py::object ReportToPython(const std::vector<KindReport>& reports) {
 }  // namespace
 }  // namespace crmflow
 
+// Defined in analytics_module.cc: the EventLog, analytics and conformance.
+void crmflow_register_analytics(pybind11::module_& m);
+
 PYBIND11_MODULE(_core, m) {
   using namespace crmflow;
   m.doc() = "crmflow core engine (C++); use the crmflow package instead";
@@ -1203,4 +1206,5 @@ PYBIND11_MODULE(_core, m) {
         return Take(Decimal::Parse(text)).Round(places).ToString();
       },
       py::arg("text"), py::arg("places"));
+  crmflow_register_analytics(m);
 }

@@ -8,12 +8,21 @@
 // and transition index, so firing an event does no name lookups for hooks.
 // With the SQLite store the engine keeps a bounded cache of transactions,
 // validated by version inside the write lock; the memory store needs none.
+//
+// The memory store has a fast path besides (TryFastFire): when firing runs
+// no callback, the engine reads the record's kind, state and version as
+// name ids, finds the transition in a per-state table and writes it by
+// ids, with no Transaction, HistoryRow or string copy.  It fires only where
+// the general path would accept the same event with the same writes, and
+// otherwise changes nothing and leaves the call to the general path, which
+// then produces every error and runs every callback as before.
 
 #include "crmflow/engine.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <tuple>
 #include <unordered_map>
@@ -87,12 +96,30 @@ struct Engine::Callbacks {
     std::vector<NamedGuard> guards;
     std::vector<NamedAction> actions;
   };
+  // An event leaving a state, for the fast path (in-process stores only).
+  struct Edge {
+    std::string_view event;  // the workflow's name
+    const Workflow::Transition* first;  // its first candidate
+    // True when firing it needs neither a callback nor a check the fast
+    // path skips: the first candidate has no guards (so it wins) and no
+    // actions; an external one finds no exit hook on its source and no
+    // entry hook on its target; the name is valid UTF-8.
+    bool simple;
+    uint32_t store_to;     // the target's name id in the store
+    uint32_t store_event;  // the event's name id in the store
+  };
   // One kind's callbacks, indexed by state id and transition index.
   struct Resolved {
     const Workflow* wf = nullptr;
     std::vector<std::vector<const HookFn*>> enter;
     std::vector<std::vector<const HookFn*>> exit;
     std::vector<ResolvedTransition> transitions;
+    // The fast path's tables (in-process stores only): the kind's name id,
+    // state ids by the store's name ids (kNoId for other names) and the
+    // events leaving each state, in declaration order.
+    uint32_t store_kind = 0;
+    std::vector<int> state_of_name;
+    std::vector<std::vector<Edge>> edges;
   };
 
   std::map<std::string, GuardFn, std::less<>> guards;
@@ -103,9 +130,13 @@ struct Engine::Callbacks {
   bool dirty = true;
   std::string last_kind;
   const Resolved* last = nullptr;
+  const Resolved* last_hot = nullptr;  // last kind found by name id
 
   internal::StoreImpl* impl = nullptr;  // the store's fast path
   bool in_process = false;
+  // True when the clock is SystemNow: the fast path may then read it
+  // itself (a clock of the caller's might re-enter the engine).
+  bool system_clock = false;
   // Transactions as last written or read (SQLite only), keyed by id.
   std::unordered_map<std::string, Transaction> cache;
   // Workspace of Fire, reused so the hot path allocates nothing; a Fire
@@ -117,6 +148,7 @@ struct Engine::Callbacks {
   void Invalidate() {
     dirty = true;
     last = nullptr;
+    last_hot = nullptr;
   }
 
   static void ResolveHooks(const std::deque<Hook>& hooks, const Workflow& wf,
@@ -135,6 +167,16 @@ struct Engine::Callbacks {
 
   const Resolved* Resolve(const Engine& e, std::string_view kind) {
     if (!dirty && last != nullptr && last_kind == kind) return last;
+    Rebuild(e);
+    auto it = resolved.find(kind);
+    if (it == resolved.end()) return nullptr;
+    last_kind = std::string(kind);
+    last = &it->second;
+    return last;
+  }
+
+  // Resolves every kind again when callbacks or workflows changed.
+  void Rebuild(const Engine& e) {
     if (dirty) {
       resolved.clear();
       for (const auto& [name, wf] : e.workflows_) {
@@ -156,15 +198,98 @@ struct Engine::Callbacks {
           }
           r.transitions.push_back(std::move(rt));
         }
+        if (in_process) BuildFastTables(&r);
         resolved.emplace(name, std::move(r));
       }
       dirty = false;
     }
-    auto it = resolved.find(kind);
-    if (it == resolved.end()) return nullptr;
-    last_kind = std::string(kind);
-    last = &it->second;
-    return last;
+  }
+
+  // Fills the fast path's tables of `r` (hooks and transitions resolved).
+  void BuildFastTables(Resolved* r) {
+    const Workflow& wf = *r->wf;
+    const int n = wf.state_count();
+    r->store_kind = impl->InternName(wf.name());
+    std::vector<uint32_t> ids(n);
+    uint32_t max_id = 0;
+    for (int s = 0; s < n; ++s) {
+      ids[s] = impl->InternName(wf.StateName(s));
+      max_id = std::max(max_id, ids[s]);
+    }
+    r->state_of_name.assign(max_id + 1, Workflow::kNoId);
+    for (int s = 0; s < n; ++s) r->state_of_name[ids[s]] = s;
+    r->edges.assign(n, {});
+    for (const Workflow::Transition& t : wf.transitions()) {
+      if (t.source == Workflow::kNoId || t.target == Workflow::kNoId) continue;
+      std::vector<Edge>& out = r->edges[t.source];
+      const std::string& event = wf.EventName(t.event);
+      // Later candidates of an event are the general path's business.
+      bool seen = false;
+      for (const Edge& e : out) seen = seen || e.first->event == t.event;
+      if (seen) continue;
+      const Workflow::Transition* first = wf.Candidates(t.source, t.event)[0];
+      bool hooks = !first->internal && (!r->exit[t.source].empty() ||
+                                        !r->enter[first->target].empty());
+      bool simple = first->guards.empty() && first->actions.empty() &&
+                    !hooks && IsValidUtf8(event);
+      out.push_back(Edge{event, first, simple, ids[first->target],
+                         impl->InternName(event)});
+    }
+  }
+
+  // Returns the kind whose store name id is `kind`, or nullptr.
+  const Resolved* ResolveHot(const Engine& e, uint32_t kind) {
+    if (last_hot != nullptr && !dirty && last_hot->store_kind == kind) {
+      return last_hot;
+    }
+    Rebuild(e);
+    for (const auto& [name, r] : resolved) {
+      if (r.store_kind == kind) return last_hot = &r;
+    }
+    return nullptr;
+  }
+
+  // Fires args on the memory store when that runs no callback; see the
+  // file comment.  Returns false, having changed nothing, when the general
+  // path must run instead.
+  bool TryFastFire(const Engine& e, const FireArgs& args, FireResult* out) {
+    if (!in_process || !args.source.empty()) return false;
+    if (!args.time && !system_clock) return false;
+    internal::StoreImpl::Hot hot;
+    if (!impl->FindHot(args.id, &hot)) return false;
+    if (args.expected_version && *args.expected_version != hot.version) {
+      return false;
+    }
+    const Resolved* r = ResolveHot(e, hot.kind);
+    if (r == nullptr || hot.state >= r->state_of_name.size()) return false;
+    int state = r->state_of_name[hot.state];
+    if (state == Workflow::kNoId) return false;
+    const Edge* edge = nullptr;
+    for (const Edge& candidate : r->edges[state]) {
+      if (candidate.event.size() == args.event.size() &&
+          std::memcmp(candidate.event.data(), args.event.data(),
+                      args.event.size()) == 0) {
+        edge = &candidate;
+        break;
+      }
+    }
+    if (edge == nullptr || !edge->simple) return false;
+    if (!IsValidUtf8(args.actor) || !IsValidUtf8(args.payload)) return false;
+    const Workflow::Transition& t = *edge->first;
+    internal::StoreImpl::HotTransition write;
+    write.to_state = edge->store_to;
+    write.event = edge->store_event;
+    write.time = args.time ? *args.time : SystemNow();
+    write.external = !t.internal;
+    write.internal = t.internal;
+    write.workflow_version = r->wf->version();
+    write.actor = args.actor;
+    write.payload = args.payload;
+    out->seq = impl->ApplyHot(hot, write);
+    out->state = r->wf->StateName(t.target);
+    out->version = hot.version + 1;
+    out->internal = t.internal;
+    return true;
   }
 
   void Remember(const Transaction& txn) {
@@ -180,8 +305,10 @@ struct Engine::Callbacks {
   // Fires one event.  On return `txn` holds the transaction as loaded
   // (before the transition) when the call failed after loading it, and the
   // transaction after the transition on success; `row` the row written.
+  // `to_state`, when not null, receives the workflow's name of the new
+  // state.
   static Status Fire(Engine& engine, const FireArgs& args, Transaction* txn,
-                     HistoryRow* row);
+                     HistoryRow* row, std::string_view* to_state = nullptr);
 
   // Loads `id` for writing, inside the write transaction: the memory store
   // directly; SQLite from the cache when the stored version (read under the
@@ -316,6 +443,9 @@ Engine::Engine(std::unique_ptr<Store> store, ClockFn clock)
   callbacks_->impl = dynamic_cast<internal::StoreImpl*>(store_.get());
   callbacks_->in_process = callbacks_->impl != nullptr &&
                            callbacks_->impl->in_process();
+  using ClockPtr = Timestamp (*)();
+  const ClockPtr* fn = clock_.target<ClockPtr>();
+  callbacks_->system_clock = fn != nullptr && *fn == &SystemNow;
 }
 
 Engine::~Engine() {
@@ -509,7 +639,8 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
 }
 
 Status Engine::Callbacks::Fire(Engine& engine, const FireArgs& args,
-                               Transaction* txn_out, HistoryRow* row_out) {
+                               Transaction* txn_out, HistoryRow* row_out,
+                               std::string_view* to_state_out) {
   Callbacks& cb = *engine.callbacks_;
   Store& store = *engine.store_;
   const ClockFn& clock = engine.clock_;
@@ -645,6 +776,7 @@ Status Engine::Callbacks::Fire(Engine& engine, const FireArgs& args,
   }
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   cb.Remember(txn);
+  if (to_state_out != nullptr) *to_state_out = to_state;
   return Status::Ok();
 }
 
@@ -655,6 +787,8 @@ StatusOr<FireResult> Engine::Fire(std::string_view id, std::string_view event,
                 options.payload, options.expected_version,
                 options.source};
   Callbacks& cb = *callbacks_;
+  FireResult result;
+  if (cb.TryFastFire(*this, args, &result)) return result;
   Transaction local_txn;
   HistoryRow local_row;
   bool nested = cb.firing > 0;
@@ -665,9 +799,8 @@ StatusOr<FireResult> Engine::Fire(std::string_view id, std::string_view event,
     int* n;
     ~Unmark() { --*n; }
   } unmark{&cb.firing};
-  CRMFLOW_RETURN_IF_ERROR(Callbacks::Fire(*this, args, &txn, &row));
-  FireResult result;
-  result.state = txn.state;
+  CRMFLOW_RETURN_IF_ERROR(
+      Callbacks::Fire(*this, args, &txn, &row, &result.state));
   result.version = txn.version;
   result.seq = row.seq;
   result.internal = row.internal;
@@ -749,9 +882,24 @@ Status Engine::RecordDeviation(const Deviation& deviation) {
 
 StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
                                        const ReplayOptions& options) {
+  std::vector<ReplayEventRef> refs;
+  refs.reserve(events.size());
+  for (const ReplayEvent& ev : events) {
+    refs.push_back(ReplayEventRef{ev.transaction_id, ev.event, ev.time,
+                                  ev.actor, ev.payload, ev.source});
+  }
+  return Replay(std::span<const ReplayEventRef>(refs), options);
+}
+
+StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
+                                       const ReplayOptions& options) {
   Callbacks& cb = *callbacks_;
   ReplaySummary summary;
+  // Each event's position within its case, needed only by deviations: the
+  // counts start at the first deviation, over the events before it, and
+  // are kept up to date from there on.
   std::unordered_map<std::string_view, int> positions;
+  bool counting = false;
   CRMFLOW_RETURN_IF_ERROR(store_->Begin());
   // A rolled-back batch may have updated cached transactions: drop them.
   auto scope = std::make_unique<WriteScope>(store_.get(), &cb.cache, true);
@@ -766,8 +914,12 @@ StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
     int* n;
     ~Unmark() { --*n; }
   } unmark{&cb.firing};
-  for (const ReplayEvent& ev : events) {
-    int position = positions[ev.transaction_id]++;
+  FireResult fast;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const ReplayEventRef& ev = events[i];
+    int position = counting ? positions[ev.transaction_id]++ : 0;
+    FireArgs args{ev.transaction_id, ev.event, ev.time,  ev.actor,
+                  ev.payload,        std::nullopt, ev.source};
     if (!ev.source.empty()) {
       auto has = store_->HasSource(ev.source);
       if (!has.ok()) return has.status();
@@ -776,15 +928,20 @@ StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
         continue;
       }
     }
-    FireArgs args{ev.transaction_id, ev.event, ev.time, ev.actor,
-                  ev.payload,        std::nullopt, ""};
-    args.source = ev.source;
-    Status st = Callbacks::Fire(*this, args, &txn, &row);
+    Status st;
+    if (!cb.TryFastFire(*this, args, &fast)) {
+      st = Callbacks::Fire(*this, args, &txn, &row);
+    }
     if (st.ok()) {
       ++summary.applied;
     } else if (options.record_deviations &&
                (st.code() == Code::kNotAllowed ||
                 st.code() == Code::kGuardRefused)) {
+      if (!counting) {
+        for (size_t j = 0; j < i; ++j) ++positions[events[j].transaction_id];
+        position = positions[ev.transaction_id]++;
+        counting = true;
+      }
       Deviation d;
       d.transaction_id = ev.transaction_id;
       d.kind = txn.kind;

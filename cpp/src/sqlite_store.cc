@@ -120,7 +120,7 @@ WHEN NEW.state IS NOT OLD.state AND NEW.state IS NOT (
   SELECT h.to_state FROM history h WHERE h.transaction_id = NEW.id
   ORDER BY h.seq DESC LIMIT 1)
 BEGIN
-  SELECT RAISE(ABORT, 'transactions.state changes only through a transition (append its history row first)');
+  SELECT RAISE(ABORT, 'transactions.state changes only through a transition');
 END;
 CREATE TRIGGER IF NOT EXISTS transactions_id_fixed
 BEFORE UPDATE OF id ON transactions WHEN NEW.id IS NOT OLD.id

@@ -27,7 +27,7 @@ process); ``Engine.fire`` runs Python callbacks with the GIL held.
 # The binding looks error classes up in _errors, so it is imported first.
 from crmflow import _errors  # noqa: F401  (isort: skip)
 from crmflow import _core  # noqa: F401  (isort: skip)
-from crmflow import presets, templates
+from crmflow import customers, presets, quality, templates
 from crmflow._errors import (
     AlreadyExistsError,
     ConcurrentUpdateError,
@@ -41,9 +41,22 @@ from crmflow._errors import (
     ValidationError,
 )
 from crmflow.engine import Engine, Guard, ImportSummary, Reject, Transaction
+from crmflow.customers import Customer360, customer_360, find_duplicates
+from crmflow.quality import QualityReport
 from crmflow.workflow import Problem, Workflow
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """
+    Imports :mod:`crmflow.orm` (and so SQLAlchemy) on first use only.
+    """
+    if name == "orm":
+        import importlib
+
+        return importlib.import_module("crmflow.orm")
+    raise AttributeError(f"module 'crmflow' has no attribute {name!r}")
 
 __all__ = [
     "__version__",
@@ -56,6 +69,13 @@ __all__ = [
     "Reject",
     "templates",
     "presets",
+    "customers",
+    "quality",
+    "orm",
+    "Customer360",
+    "QualityReport",
+    "customer_360",
+    "find_duplicates",
     "Error",
     "InvalidArgumentError",
     "NotFoundError",

@@ -10,13 +10,16 @@ Commands::
     crmflow fire --db PATH ID EVENT [--actor A] [--time T] [--payload JSON]
     crmflow show --db PATH ID [--tz ZONE]
     crmflow report --db PATH [--json]
+    crmflow check --db PATH [--json] [--stale-days N] [--country CC]
+    crmflow customers --db PATH [--duplicates] [--threshold X]
 
 ``demo`` imports the bundled samples (Olist orders and reviews, ServiceNow
 incidents) into ``crmflow-demo.db`` in the working directory (or
 ``--db``) and prints what each import did and the report; running it
 again skips everything already imported.  Every command has ``--help``.
 Errors print one line ``crmflow: error: ...`` on stderr and exit with
-status 1 (2 for bad arguments).
+status 1 (2 for bad arguments).  ``check`` prints the data quality
+report and exits with status 3 when it found problems.
 
 .. versionadded:: 0.1.0
 """
@@ -328,6 +331,43 @@ def _cmd_report(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace, out: Any) -> int:
+    """
+    Prints the data quality report; status 3 when there are problems.
+    """
+    from crmflow import quality
+
+    if not os.path.isfile(args.db):
+        import crmflow
+
+        raise crmflow.NotFoundError(f"{args.db}: no such database")
+    report = quality.check(
+        args.db, stale_days=args.stale_days, default_country=args.country
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2), file=out)
+    else:
+        print(report, file=out)
+    return 0 if report.ok else 3
+
+
+def _cmd_customers(args: argparse.Namespace, out: Any) -> int:
+    """
+    Lists the customers, or the likely duplicates.
+    """
+    from crmflow import customers
+
+    with _open(args.db) as engine:
+        if args.duplicates:
+            frame = customers.find_duplicates(
+                engine, threshold=args.threshold
+            )
+        else:
+            frame = engine.customers().drop(columns=["attributes"])
+    out.write(frame.to_string(index=False) + "\n")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     """
     Returns the argument parser of every command.
@@ -419,6 +459,33 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--db", required=True, help="SQLite file")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(run=_cmd_report)
+
+    c = sub.add_parser(
+        "check",
+        help="print the data quality report",
+        description="Check for missing required attributes, invalid "
+        "e-mails and phones, stale records, orphans, states that disagree "
+        "with the history and near-duplicate ids.  Exit status 3 when "
+        "problems are found.",
+    )
+    c.add_argument("--db", required=True, help="SQLite file")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument(
+        "--stale-days", type=int, default=365, help="default 365"
+    )
+    c.add_argument("--country", help="calling code of phones without +")
+    c.set_defaults(run=_cmd_check)
+
+    k = sub.add_parser(
+        "customers",
+        help="list customers or likely duplicates",
+        description="List the customers, or with --duplicates the pairs "
+        "that look like one person.",
+    )
+    k.add_argument("--db", required=True, help="SQLite file")
+    k.add_argument("--duplicates", action="store_true")
+    k.add_argument("--threshold", type=float, default=0.9)
+    k.set_defaults(run=_cmd_customers)
     return p
 
 

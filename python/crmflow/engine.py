@@ -31,6 +31,7 @@ share one SQLite file.
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
 import math
 import os
@@ -1239,3 +1240,563 @@ class Engine(_core.Engine):
         )
         return method(path, kind=preset.kind, **preset.options)
 
+
+    # Customers, SQLAlchemy and bulk writes (SQLite files only).
+
+    def _file(self) -> str:
+        """
+        Returns the absolute path of the SQLite file.
+
+        Raises:
+            InvalidArgumentError: The engine keeps its data in memory.
+        """
+        if self.path in ("", ":memory:"):
+            message = (
+                "this engine keeps its data in memory (open it on a SQLite "
+                "file to use SQL tools)"
+            )
+            raise InvalidArgumentError(message)
+        return os.path.abspath(self.path)
+
+    @property
+    def url(self) -> str:
+        """
+        The SQLAlchemy URL of the database, ``sqlite:///ABSOLUTE/PATH``.
+
+        Raises:
+            InvalidArgumentError: The engine keeps its data in memory.
+
+        .. versionadded:: 0.2.0
+        """
+        return "sqlite:///" + self._file()
+
+    def sqlalchemy_engine(self, **kwargs: Any) -> Any:
+        """
+        Returns a SQLAlchemy engine on this database (foreign keys on, 10 s
+        busy timeout); use it with the models of :mod:`crmflow.orm`.
+
+        Args:
+            kwargs: Passed to :func:`sqlalchemy.create_engine`.
+
+        Raises:
+            InvalidArgumentError: The engine keeps its data in memory.
+
+        .. versionadded:: 0.2.0
+        """
+        from crmflow import orm
+
+        return orm.create_engine(self._file(), **kwargs)
+
+    def customers(self) -> pd.DataFrame:
+        """
+        Returns the customers ordered by id: id, name, email, phone,
+        attributes (dicts), created_at, updated_at
+        (``datetime64[us, UTC]``), merged_into.
+
+        .. versionadded:: 0.2.0
+        """
+        from crmflow import customers as _customers
+
+        self._file()
+        with contextlib.closing(_customers._connect(self)) as db:
+            frame = pd.read_sql_query(
+                "SELECT id, name, email, phone, attributes, created_at, "
+                "updated_at, merged_into FROM customers ORDER BY id",
+                db,
+                dtype={"name": object, "email": object, "phone": object},
+            )
+        frame["attributes"] = frame["attributes"].map(
+            lambda t: json.loads(t) if isinstance(t, str) else {}
+        )
+        for column in ("created_at", "updated_at"):
+            frame[column] = pd.to_datetime(
+                frame[column], utc=True, format="ISO8601"
+            ).astype("datetime64[us, UTC]")
+        frame["merged_into"] = frame["merged_into"].astype(object)
+        return frame
+
+    def import_customers(
+        self,
+        frame: pd.DataFrame,
+        *,
+        id: str = "id",
+        name: Optional[str] = "name",
+        email: Optional[str] = "email",
+        phone: Optional[str] = "phone",
+        web: Optional[str] = None,
+        source_id: Optional[str] = None,
+        source: Optional[str] = None,
+        attributes: Optional[Sequence[str]] = None,
+        default_country: Optional[str] = None,
+    ) -> int:
+        """
+        Imports customers and their identities from a DataFrame, in one
+        SQLite transaction: all rows or none.
+
+        Every column of ``frame`` must be named by an argument or listed
+        in ``attributes``; absent optional columns are skipped.  Each
+        non-empty e-mail, phone, web id and source id also becomes an
+        identity (normalised, see :mod:`crmflow.customers`).
+
+        Args:
+            frame: The customers, one per row.
+            id: The id column (non-empty text, unique).
+            name, email, phone: Columns of those fields.
+            web: Column of web or app user ids.
+            source_id: Column of the customer's id in the source system.
+            source: The source system's name, stored with the identities.
+            attributes: Columns stored in the customer's JSON attributes.
+            default_country: Calling code of phones without ``+``.
+
+        Returns:
+            The number of customers imported.
+
+        Raises:
+            InvalidArgumentError: Unknown or missing columns, wrong types,
+                duplicate or existing ids, invalid e-mails or phones; the
+                message names the column and the row (0-based position).
+
+        .. versionadded:: 0.2.0
+        """
+        from crmflow import customers as _customers
+
+        self._file()
+        if not isinstance(frame, pd.DataFrame):
+            message = (
+                f"frame must be a DataFrame (got {type(frame).__name__})"
+            )
+            raise InvalidArgumentError(message)
+        attributes = list(attributes or [])
+        fields = {
+            "id": id,
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "web": web,
+            "source_id": source_id,
+        }
+        _known_columns(frame, fields, attributes, required=("id",))
+        ids = _text_column(frame, id, required=True)
+        _unique(ids, id)
+        values: Dict[str, pd.Series] = {}
+        for field in ("name", "email", "phone", "web", "source_id"):
+            column = fields[field]
+            if column is not None and column in frame.columns:
+                values[field] = _text_column(frame, column)
+        normalized: Dict[str, pd.Series] = {}
+        checks = (
+            ("email", "email", _customers.normalize_email),
+            ("phone", "phone", lambda v: _customers.normalize_phone(
+                v, default_country)),
+            ("web", "web", lambda v: _customers.normalize_identity(
+                "web", v)),
+            ("source_id", "source", lambda v: _customers.normalize_identity(
+                "source", v)),
+        )
+        for field, kind, normalize in checks:
+            if field not in values:
+                continue
+            normalized[kind] = _normalize(
+                values[field], fields[field], normalize
+            )
+        if attributes:
+            records = frame[attributes].to_json(
+                orient="records", lines=True, date_format="iso",
+                force_ascii=False,
+            ).splitlines()
+        else:
+            records = [None] * len(frame)
+        now = self.now()
+        stamp = _utc(now).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        none = pd.Series([None] * len(frame), dtype=object)
+        customer_rows = list(
+            zip(
+                ids,
+                values.get("name", none),
+                values.get("email", none),
+                values.get("phone", none),
+                records,
+                [stamp] * len(frame),
+                [stamp] * len(frame),
+            )
+        )
+        identity_rows: List[Tuple[Any, ...]] = []
+        for kind, norm in normalized.items():
+            field = "source_id" if kind == "source" else kind
+            mask = norm.notna().to_numpy()
+            identity_rows.extend(
+                zip(
+                    ids[mask],
+                    [kind] * int(mask.sum()),
+                    values[field][mask].str.strip(),
+                    norm[mask],
+                    [source] * int(mask.sum()),
+                    [stamp] * int(mask.sum()),
+                )
+            )
+        with contextlib.closing(_customers._connect(self)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = _existing(db, "customers", ids)
+                if existing is not None:
+                    row, value = existing
+                    message = (
+                        f'row {row}: {id} "{value}": customer already '
+                        "exists"
+                    )
+                    raise InvalidArgumentError(message)
+                db.executemany(
+                    "INSERT INTO customers(id, name, email, phone, "
+                    "attributes, created_at, updated_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?)",
+                    customer_rows,
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO identities(customer_id, kind, "
+                    "value, normalized, source, created_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?)",
+                    identity_rows,
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return len(frame)
+
+    def create_many(
+        self,
+        frame: pd.DataFrame,
+        *,
+        kind: str,
+        id: str = "id",
+        customer: Optional[str] = "customer_id",
+        parent: Optional[str] = None,
+        time: Optional[str] = None,
+        actor: Optional[str] = None,
+        attributes: Optional[Sequence[str]] = None,
+    ) -> int:
+        """
+        Creates one transaction of ``kind`` per row of a DataFrame, inside
+        one engine transaction: all rows or none.
+
+        The columns are checked before anything is written: every column
+        must be named by an argument or be a declared attribute of
+        ``kind``; attribute columns must fit the declared type (text:
+        strings; integer: integers; decimal: Decimal, int or decimal
+        strings, never floats; timestamp: datetimes, naive ones in the
+        engine's zone; boolean: bools; duration: timedeltas).  Missing
+        values (None, NaN, NaT) are stored as null.
+
+        Args:
+            frame: The transactions, one per row.
+            kind: A registered kind.
+            id: The id column (non-empty text, unique).
+            customer: The customer-id column (skipped when absent).
+            parent: The parent-id column.
+            time: The creation-time column (default: the clock).
+            actor: The actor column.
+            attributes: The attribute columns (default: every other
+                column).
+
+        Returns:
+            The number of transactions created.
+
+        Raises:
+            InvalidArgumentError: Unknown columns, wrong types, duplicate
+                ids; the message names the column and row.
+            AlreadyExistsError: An id is taken (nothing is written).
+            NotFoundError: Unknown kind.
+
+        .. versionadded:: 0.2.0
+        """
+        if not isinstance(frame, pd.DataFrame):
+            message = (
+                f"frame must be a DataFrame (got {type(frame).__name__})"
+            )
+            raise InvalidArgumentError(message)
+        _check_str(kind, "kind")
+        types = self._kind_types(kind)
+        fields = {
+            "id": id,
+            "customer": customer,
+            "parent": parent,
+            "time": time,
+            "actor": actor,
+        }
+        named = {c for c in fields.values() if c is not None}
+        if attributes is None:
+            attributes = [c for c in frame.columns if c not in named]
+        attributes = list(attributes)
+        for column in attributes:
+            if column not in types:
+                declared = ", ".join(types) or "none"
+                message = (
+                    f'column "{column}": not an attribute of {kind} '
+                    f"(declared: {declared})"
+                )
+                raise InvalidArgumentError(message)
+        _known_columns(frame, fields, attributes, required=("id",))
+        n = len(frame)
+        ids = _text_column(frame, id, required=True)
+        _unique(ids, id)
+        none: List[Any] = [None] * n
+        empty: List[str] = [""] * n
+
+        def text(column: Optional[str]) -> List[str]:
+            if column is None or column not in frame.columns:
+                return empty
+            return _text_column(frame, column).fillna("").tolist()
+
+        customers = text(customer)
+        parents = text(parent)
+        actors = text(actor)
+        times: List[Any] = none
+        if time is not None:
+            times = _time_values(frame, time, self.zone)
+        columns = [
+            (name, _attribute_values(frame, name, types[name], self.zone))
+            for name in attributes
+        ]
+        id_list = ids.tolist()
+        create = _core.Engine.create
+        with self.transaction():
+            for i in range(n):
+                values = {name: col[i] for name, col in columns}
+                try:
+                    create(
+                        self,
+                        kind,
+                        id_list[i],
+                        customer_id=customers[i],
+                        parent_id=parents[i],
+                        attributes=values,
+                        time=times[i],
+                        actor=actors[i],
+                    )
+                except Exception as e:
+                    message = f'row {i} ({id} "{id_list[i]}"): {e}'
+                    raise type(e)(message) from None
+        return n
+
+
+def _known_columns(
+    frame: pd.DataFrame,
+    fields: Dict[str, Optional[str]],
+    attributes: Sequence[str],
+    required: Sequence[str],
+) -> None:
+    """
+    Checks that every column of ``frame`` is named and that the required
+    and attribute columns exist.
+
+    Raises:
+        InvalidArgumentError: The message names the column.
+    """
+    named = {c for c in fields.values() if c is not None} | set(attributes)
+    for column in frame.columns:
+        if not isinstance(column, str) or column not in named:
+            expected = ", ".join(sorted(named))
+            message = f"unknown column {column!r} (expected {expected})"
+            raise InvalidArgumentError(message)
+    for field in required:
+        column = fields[field]
+        if column is None or column not in frame.columns:
+            message = f"missing column {column!r} ({field})"
+            raise InvalidArgumentError(message)
+    for column in attributes:
+        if column not in frame.columns:
+            raise InvalidArgumentError(f"missing column {column!r}")
+
+
+def _missing(series: pd.Series) -> np.ndarray:
+    """
+    Returns a bool array: None, NaN, NaT and pandas NA.
+    """
+    return series.isna().to_numpy()
+
+
+def _text_column(
+    frame: pd.DataFrame, column: str, required: bool = False
+) -> pd.Series:
+    """
+    Returns a text column as an object Series (None where missing).
+
+    Raises:
+        InvalidArgumentError: A non-string value, or a missing or empty
+            one when ``required``; the message names column and row.
+    """
+    series = frame[column].reset_index(drop=True)
+    missing = _missing(series)
+    values = series.astype(object).where(~missing, None)
+    is_str = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    bad = ~missing & ~is_str
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        got = type(values[row]).__name__
+        message = f'column "{column}" row {row}: expected text (got {got})'
+        raise InvalidArgumentError(message)
+    if required:
+        empty = missing | (values.str.len().fillna(0) == 0).to_numpy()
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            message = f'column "{column}" row {row}: empty (a value needed)'
+            raise InvalidArgumentError(message)
+    return values
+
+
+def _unique(ids: pd.Series, column: str) -> None:
+    """
+    Checks ids are unique within the frame.
+
+    Raises:
+        InvalidArgumentError: The message names both rows.
+    """
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        first = ids[rows[0]]
+        other = [int(r) for r in rows if ids[r] == first][1]
+        message = (
+            f'column "{column}" rows {int(rows[0])} and {other}: '
+            f'id "{first}" given twice'
+        )
+        raise InvalidArgumentError(message)
+
+
+def _normalize(
+    values: pd.Series, column: str, normalize: Callable[[str], str]
+) -> pd.Series:
+    """
+    Returns normalised identities (None where missing or blank).
+
+    Raises:
+        InvalidArgumentError: The first invalid one, naming column and row.
+    """
+    out = []
+    for row, v in enumerate(values.tolist()):
+        if v is None or not v.strip():
+            out.append(None)
+            continue
+        try:
+            out.append(normalize(v))
+        except InvalidArgumentError as e:
+            message = f'column "{column}" row {row}: {e}'
+            raise InvalidArgumentError(message) from None
+    return pd.Series(out, dtype=object)
+
+
+def _existing(
+    db: Any, table: str, ids: pd.Series
+) -> Optional[Tuple[int, str]]:
+    """
+    Returns (row, id) of the first id already in ``table``, or None.
+    """
+    values = ids.tolist()
+    for start in range(0, len(values), 500):
+        part = values[start:start + 500]
+        marks = ",".join("?" * len(part))
+        found = db.execute(
+            f"SELECT id FROM {table} WHERE id IN ({marks}) LIMIT 1", part
+        ).fetchone()
+        if found is not None:
+            return values.index(found[0]), found[0]
+    return None
+
+
+def _time_values(frame: pd.DataFrame, column: str, zone: str) -> List[Any]:
+    """
+    Returns a time column as int microseconds UTC (None where missing);
+    naive datetimes are read in ``zone``.
+
+    Raises:
+        InvalidArgumentError: Not a datetime column; names the column.
+    """
+    series = frame[column].reset_index(drop=True)
+    if not pd.api.types.is_datetime64_any_dtype(series):
+        try:
+            series = pd.to_datetime(series, format="ISO8601")
+        except (ValueError, TypeError) as e:
+            message = f'column "{column}": expected times ({e})'
+            raise InvalidArgumentError(message) from None
+    if series.dt.tz is None:
+        series = series.dt.tz_localize(zone, ambiguous="raise",
+                                       nonexistent="shift_forward")
+    missing = _missing(series)
+    micros = series.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    raw = micros.array.asi8 if hasattr(micros.array, "asi8") else (
+        micros.to_numpy().astype("datetime64[us]").astype(np.int64)
+    )
+    out: List[Any] = np.asarray(raw, dtype=np.int64).tolist()
+    for row in np.flatnonzero(missing):
+        out[int(row)] = None
+    return out
+
+
+def _attribute_values(
+    frame: pd.DataFrame, column: str, type_: str, zone: str
+) -> List[Any]:
+    """
+    Returns an attribute column as values the core takes, checked against
+    the declared type.
+
+    Raises:
+        InvalidArgumentError: The first wrong value, naming column and row.
+    """
+    import decimal
+
+    series = frame[column].reset_index(drop=True)
+    missing = _missing(series)
+
+    def bad(row: int, expected: str) -> InvalidArgumentError:
+        got = type(series[row]).__name__
+        message = (
+            f'column "{column}" row {row}: expected {expected} for a '
+            f"{type_} attribute (got {got})"
+        )
+        return InvalidArgumentError(message)
+
+    if type_ == "timestamp":
+        if series.dtype == object and not missing.all():
+            ok = series.map(
+                lambda v: v is None or isinstance(v, datetime.datetime)
+                or pd.isna(v)
+            ).to_numpy(dtype=bool)
+            if not ok.all():
+                raise bad(int(np.flatnonzero(~ok)[0]), "a datetime")
+        micros = _time_values(frame, column, zone)
+        return [None if m is None else _utc(m) for m in micros]
+    values = series.astype(object).where(~missing, None).tolist()
+    if type_ == "integer" and pd.api.types.is_integer_dtype(series.dtype):
+        return [None if v is None else int(v) for v in values]
+    checks: Dict[str, Tuple[Any, str]] = {
+        "text": (str, "text"),
+        "integer": ((int, np.integer), "an integer"),
+        "decimal": ((decimal.Decimal, int, np.integer, str), "a Decimal"),
+        "boolean": ((bool, np.bool_), "a bool"),
+        "duration": ((datetime.timedelta,), "a timedelta"),
+    }
+    expected, label = checks.get(type_, (object, type_))
+    out: List[Any] = []
+    for row, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
+        if not isinstance(v, expected) or (
+            type_ in ("integer", "decimal") and isinstance(v, (bool, np.bool_))
+        ):
+            raise bad(row, label)
+        if type_ == "decimal":
+            try:
+                v = decimal.Decimal(str(v))
+            except decimal.InvalidOperation:
+                raise bad(row, label) from None
+            if not v.is_finite():
+                raise bad(row, "a finite Decimal")
+        elif type_ == "integer":
+            v = int(v)
+        elif type_ == "boolean":
+            v = bool(v)
+        elif type_ == "duration" and isinstance(v, pd.Timedelta):
+            v = v.to_pytimedelta()
+        out.append(v)
+    return out

@@ -284,8 +284,8 @@ class Transaction(Base):
         back_populates="children",
     )
     children: Mapped[List["Transaction"]] = relationship(
-        primaryjoin=lambda: foreign(Transaction.parent_id)
-        == remote(Transaction.id),
+        primaryjoin=lambda: Transaction.id
+        == remote(foreign(Transaction.parent_id)),
         back_populates="parent",
         viewonly=True,
     )

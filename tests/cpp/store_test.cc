@@ -120,6 +120,11 @@ TEST_P(StoreTest, UpdateChecksVersion) {
   Transaction t = Txn("SO-1");
   t.state = "approved";
   t.version = 2;
+  // The SQLite schema refuses a state change without its history row.
+  ASSERT_TRUE(store_
+                  ->AppendHistory(Row("SO-1", "approve", "created", "approved",
+                                      "2026-01-15T11:00:00Z"))
+                  .ok());
 
   Status stale = store_->UpdateTransaction(t, 5);
   Status ok = store_->UpdateTransaction(t, 1);
@@ -141,6 +146,10 @@ TEST_P(StoreTest, NestedRollbackUndoesOnlyInnerPart) {
   Transaction t = Txn("SO-1");
   t.state = "approved";
   t.version = 2;
+  ASSERT_TRUE(store_
+                  ->AppendHistory(Row("SO-1", "approve", "created", "approved",
+                                      "2026-01-15T11:00:00Z"))
+                  .ok());
   ASSERT_TRUE(store_->UpdateTransaction(t, 1).ok());
   EXPECT_EQ(store_->depth(), 2);
 
@@ -298,7 +307,8 @@ TEST(SqliteStore, RefusesNewerSchema) {
   ASSERT_TRUE(OpenSqliteStore(path, SqliteOptions()).ok());
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 2",
+  // One past the version this build writes (2).
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE schema_version SET version = 3",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -306,7 +316,7 @@ TEST(SqliteStore, RefusesNewerSchema) {
   auto reopened = OpenSqliteStore(path, SqliteOptions());
 
   EXPECT_EQ(reopened.status().code(), Code::kStoreError);
-  EXPECT_NE(reopened.status().message().find("schema version 2"),
+  EXPECT_NE(reopened.status().message().find("schema version 3"),
             std::string::npos);
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::remove(path + suffix);
