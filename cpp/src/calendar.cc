@@ -52,7 +52,7 @@ int64_t ToSeconds(const cctz::time_point<cctz::seconds>& tp) {
   return tp.time_since_epoch().count();
 }
 
-std::string FormatDuration(int64_t micros) {
+std::string DurationText(int64_t micros) {
   std::string sign = micros < 0 ? "-" : "";
   if (micros < 0) micros = -micros;
   char buf[64];
@@ -101,7 +101,9 @@ int WeekdayOf(int64_t day) {
 
 }  // namespace
 
-struct BusinessCalendar::Impl {
+namespace internal {
+
+struct CalendarImpl {
   TimeZone zone;
   cctz::time_zone tz;
   bool always_open = false;
@@ -132,6 +134,10 @@ struct BusinessCalendar::Impl {
   }
 };
 
+}  // namespace internal
+
+using Impl = internal::CalendarImpl;
+
 namespace {
 
 // Maps (local day, wall-clock second of that day) to the first instant the
@@ -140,7 +146,7 @@ namespace {
 // lookup.  Not thread-safe; each call of a calendar method makes its own.
 class ZoneCursor {
  public:
-  explicit ZoneCursor(const BusinessCalendar::Impl& cal) : cal_(cal) {
+  explicit ZoneCursor(const Impl& cal) : cal_(cal) {
     if (cal_.fixed_offset) {
       begin_ = -kInfinity;
       end_ = kInfinity;
@@ -217,13 +223,15 @@ class ZoneCursor {
     if (cal_.tz.next_transition(tp, &tr)) {
       end_ = ToSeconds(cal_.tz.lookup(tr.to).trans);
     } else {
-      // CCTZ stops listing changes some centuries ahead even when the
-      // rules go on: trust nothing past `seconds` then (slow but exact).
+      // CCTZ stops listing changes some centuries ahead (2437 for Berlin)
+      // while its lookups go on applying the rules: past the last listed
+      // change, trust no stretch at all (slow but exact).
+      begin_ = seconds;
       end_ = seconds;
     }
   }
 
-  const BusinessCalendar::Impl& cal_;
+  const Impl& cal_;
   bool loaded_ = false;
   bool fast_ = false;
   int64_t day_ = 0;
@@ -235,7 +243,7 @@ class ZoneCursor {
 // Visits the windows of `day` in order as UTC microsecond pairs; stops when
 // `fn` returns true, and then returns true.
 template <typename Fn>
-bool ForEachWindow(const BusinessCalendar::Impl& cal, ZoneCursor& zc,
+bool ForEachWindow(const Impl& cal, ZoneCursor& zc,
                    int64_t day, Fn&& fn) {
   int begin = 0;
   int end = 0;
@@ -527,12 +535,12 @@ StatusOr<Timestamp> BusinessCalendar::Add(Timestamp start,
                                           Duration business) const {
   if (business.micros < 0) {
     return Invalid("negative business duration " +
-                   FormatDuration(business.micros) + " (expected >= 0)");
+                   DurationText(business.micros) + " (expected >= 0)");
   }
   if (business.micros == 0) return start;
   const Impl& cal = *impl_;
   auto too_far = [&]() {
-    return Invalid("business duration " + FormatDuration(business.micros) +
+    return Invalid("business duration " + DurationText(business.micros) +
                    " is not reached within " +
                    std::to_string(kMaxCalendarSearchDays) + " days after " +
                    start.ToIso());

@@ -87,3 +87,26 @@ __all__ = [
     "ValidationError",
     "StoreError",
 ]
+
+# Analytics (issue: analytics for notebooks).
+from crmflow import analytics, diagrams, plots  # noqa: E402
+from crmflow.analytics import (  # noqa: E402
+    ConformanceResult,
+    EventLog,
+    Scenario,
+    WhatIfResult,
+    WorkflowDiff,
+    what_if,
+)
+
+__all__ += [
+    "analytics",
+    "diagrams",
+    "plots",
+    "EventLog",
+    "ConformanceResult",
+    "Scenario",
+    "WhatIfResult",
+    "WorkflowDiff",
+    "what_if",
+]

@@ -59,6 +59,10 @@
 
 namespace crmflow {
 
+namespace internal {
+struct CalendarImpl;
+}  // namespace internal
+
 // Add, NextOpen and the SLA clocks look at most this many days (50 years)
 // ahead; a result further away is refused rather than searched for.
 inline constexpr int64_t kMaxCalendarSearchDays = 18263;
@@ -207,9 +211,9 @@ class BusinessCalendar {
                                                            Timestamp b) const;
 
  private:
-  struct Impl;
-  explicit BusinessCalendar(std::shared_ptr<const Impl> impl);
-  std::shared_ptr<const Impl> impl_;
+  explicit BusinessCalendar(
+      std::shared_ptr<const internal::CalendarImpl> impl);
+  std::shared_ptr<const internal::CalendarImpl> impl_;
 };
 
 }  // namespace crmflow

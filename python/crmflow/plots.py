@@ -1,0 +1,130 @@
+"""
+Plots of process-mining results with matplotlib: funnels, time-in-state
+distributions and throughput.
+
+Each function draws on ``ax`` (a new figure when None) and returns the
+Axes.  matplotlib is an optional dependency, imported on first use; in
+scripts and tests select a non-interactive backend first
+(``matplotlib.use("Agg")``).
+
+Example::
+
+    from crmflow import plots
+    plots.funnel(log.funnel(["Opened", "Assigned", "Resolved"]))
+
+.. versionadded:: 0.2.0
+"""
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from crmflow._errors import InvalidArgumentError
+
+__all__ = ["funnel", "throughput", "time_in_state"]
+
+
+def _axes(ax: Any) -> Any:
+    """
+    Returns ``ax`` or the Axes of a new figure.
+    """
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=(7, 3.5))
+    return ax
+
+
+def funnel(df: pd.DataFrame, ax: Any = None) -> Any:
+    """
+    Draws a funnel (:meth:`EventLog.funnel`) as horizontal bars, first
+    milestone on top, each labelled with its cases and conversion.
+
+    Raises:
+        InvalidArgumentError: ``df`` lacks milestone / cases / conversion.
+    """
+    for c in ("milestone", "cases", "conversion"):
+        if c not in df.columns:
+            raise InvalidArgumentError(f'funnel: column "{c}" missing')
+    ax = _axes(ax)
+    y = np.arange(len(df))[::-1]
+    ax.barh(y, df["cases"].to_numpy(), color="#4c72b0")
+    ax.set_yticks(y, [str(m) for m in df["milestone"]])
+    for yi, n, c in zip(y, df["cases"], df["conversion"]):
+        ax.text(n, yi, f" {int(n)} ({100 * float(c):.0f} %)",
+                va="center", fontsize=8)
+    ax.set_xlabel("cases")
+    ax.set_title("funnel")
+    return ax
+
+
+def time_in_state(
+    durations: pd.DataFrame,
+    states: Optional[Sequence[str]] = None,
+    *,
+    unit: str = "h",
+    ax: Any = None,
+) -> Any:
+    """
+    Draws the distribution of time spent in each state (or activity) as
+    box plots, from :meth:`EventLog.state_durations`.
+
+    Args:
+        durations: activity and duration (seconds) columns.
+        states: Which to show, in order; default the 8 most frequent.
+        unit: ``"s"``, ``"min"``, ``"h"`` or ``"d"``.
+        ax: Where to draw.
+
+    Raises:
+        InvalidArgumentError: Unknown unit or missing columns.
+    """
+    scale = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+    if unit not in scale:
+        raise InvalidArgumentError('unit must be "s", "min", "h" or "d"')
+    for c in ("activity", "duration"):
+        if c not in durations.columns:
+            raise InvalidArgumentError(
+                f'time_in_state: column "{c}" missing'
+            )
+    acts = durations["activity"].astype(object)
+    if states is None:
+        states = list(acts.value_counts().index[:8])
+    data = [
+        durations.loc[acts == s, "duration"].to_numpy(dtype=float)
+        / scale[unit]
+        for s in states
+    ]
+    ax = _axes(ax)
+    import matplotlib
+
+    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
+    if (major, minor) >= (3, 10):
+        ax.boxplot(data, orientation="horizontal", showfliers=False)
+    else:
+        ax.boxplot(data, vert=False, showfliers=False)
+    ax.set_yticks(np.arange(1, len(states) + 1), [str(s) for s in states])
+    ax.set_xlabel(f"time in state ({unit})")
+    ax.set_title("time in state")
+    return ax
+
+
+def throughput(df: pd.DataFrame, ax: Any = None) -> Any:
+    """
+    Draws arrivals and completions per period (:meth:`EventLog.throughput`).
+
+    Raises:
+        InvalidArgumentError: ``df`` lacks period / arrivals / completions.
+    """
+    for c in ("period", "arrivals", "completions"):
+        if c not in df.columns:
+            raise InvalidArgumentError(f'throughput: column "{c}" missing')
+    ax = _axes(ax)
+    x = df["period"].dt.tz_localize(None).to_numpy()
+    ax.plot(x, df["arrivals"].to_numpy(), label="arrivals")
+    ax.plot(x, df["completions"].to_numpy(), label="completions")
+    ax.set_ylabel("cases")
+    ax.set_title("arrivals and throughput")
+    ax.legend()
+    return ax
