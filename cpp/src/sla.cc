@@ -177,9 +177,12 @@ StatusOr<SlaStatus> SlaClock::Evaluate(const std::vector<StateChange>& history,
     const std::string& state = history[i].state;
     Timestamp from = history[i].at;
     Timestamp to = i + 1 < known ? history[i + 1].at : now;
-    SlaSegmentKind kind = p.met.count(state) != 0      ? SlaSegmentKind::kStopped
-                          : p.paused.count(state) != 0 ? SlaSegmentKind::kPaused
-                                                       : SlaSegmentKind::kCounted;
+    SlaSegmentKind kind = SlaSegmentKind::kCounted;
+    if (p.met.count(state) != 0) {
+      kind = SlaSegmentKind::kStopped;
+    } else if (p.paused.count(state) != 0) {
+      kind = SlaSegmentKind::kPaused;
+    }
     if (kind == SlaSegmentKind::kStopped) {
       if (!run_stop) run_stop = from;
     } else {
@@ -187,7 +190,8 @@ StatusOr<SlaStatus> SlaClock::Evaluate(const std::vector<StateChange>& history,
     }
     if (!(from < to)) continue;
     int64_t measured = cal.Between(from, to).micros;
-    st.segments.push_back(SlaSegment{state, from, to, kind, Duration{measured}});
+    st.segments.push_back(
+        SlaSegment{state, from, to, kind, Duration{measured}});
     const char* verb = kind == SlaSegmentKind::kCounted  ? "counted"
                        : kind == SlaSegmentKind::kPaused ? "paused"
                                                          : "stopped";

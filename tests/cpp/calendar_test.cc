@@ -431,8 +431,8 @@ TEST(Calendar, RefusesBadCalendarsWithTheirMessages) {
 
   CalendarSpec special_overlap;
   special_overlap.Weekdays({WorkInterval::Hm(9, 0, 17, 0)})
-      .Special({2026, 12, 24},
-               {WorkInterval::Hm(9, 0, 12, 0), WorkInterval::Hm(11, 0, 12, 30)});
+      .Special({2026, 12, 24}, {WorkInterval::Hm(9, 0, 12, 0),
+                                WorkInterval::Hm(11, 0, 12, 30)});
   EXPECT_EQ(RefusedMessage(special_overlap),
             "special day 2026-12-24: intervals 09:00-12:00 and 11:00-12:30 "
             "overlap");
