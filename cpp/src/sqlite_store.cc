@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "crmflow/store.h"
+#include "sqlite_handle.h"
 #include "store_internal.h"
 
 namespace crmflow {
@@ -1053,6 +1054,12 @@ class SqliteStore final : public internal::StoreImpl {
                       std::to_string(**v) + ")");
   }
 
+ public:
+  // The connection, for modules that keep tables of their own (see
+  // sqlite_handle.h).
+  sqlite3* handle() const { return db_; }
+
+ private:
   sqlite3* db_;
   std::string path_;
   SqliteOptions options_;
@@ -1079,6 +1086,11 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
   auto store = std::make_unique<SqliteStore>(db, path, options);
   CRMFLOW_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
+}
+
+sqlite3* SqliteHandle(Store& store) {
+  auto* sqlite = dynamic_cast<SqliteStore*>(&store);
+  return sqlite == nullptr ? nullptr : sqlite->handle();
 }
 
 }  // namespace crmflow

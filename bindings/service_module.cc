@@ -1,0 +1,3 @@
+// service_module.cc: placeholder, being written.
+#include "engine_handle.h"
+void crmflow_register_service(pybind11::module_&) {}

@@ -1,0 +1,1 @@
+// routing.cc: placeholder, being written.

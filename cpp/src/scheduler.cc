@@ -1,0 +1,1 @@
+// scheduler.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// routing_test.cc: placeholder, being written.

@@ -1,0 +1,1 @@
+// scheduler_test.cc: placeholder, being written.
