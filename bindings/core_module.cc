@@ -382,14 +382,24 @@ class PyEngine {
   const TimeZone& zone() const { return zone_; }
   const std::string& path() const { return path_; }
 
-  // Returns an interned Python str for a state name, so that fire does not
-  // allocate a new str on every call.
-  py::object StateName(const std::string& name) {
-    auto it = state_names_.find(name);
-    if (it != state_names_.end()) return it->second;
-    py::object s = py::str(name);
-    state_names_.emplace(name, s);
-    return s;
+  // Returns (borrowed) an interned Python str for a state name, so that
+  // fire does not allocate a new str on every call.  `name` views the
+  // workflow's own string (FireResult::state), so a small table indexed by
+  // its address finds it without hashing the text; the text is compared
+  // too, since a re-registered workflow may reuse an address.
+  PyObject* StateName(std::string_view name) {
+    auto key = reinterpret_cast<uintptr_t>(name.data());
+    StateSlot& slot = state_slots_[(key >> 3) % kStateSlots];
+    if (slot.data == name.data() && slot.text == name) return slot.str.ptr();
+    auto it = state_names_.find(std::string(name));
+    if (it == state_names_.end()) {
+      py::object str = py::str(name.data(), name.size());
+      it = state_names_.emplace(std::string(name), std::move(str)).first;
+    }
+    slot.data = name.data();
+    slot.text = it->first;
+    slot.str = it->second;
+    return slot.str.ptr();
   }
 
  private:
@@ -398,6 +408,13 @@ class PyEngine {
   bool release_ = false;
   std::unique_ptr<Engine> engine_;
   std::unordered_map<std::string, py::object> state_names_;
+  struct StateSlot {
+    const char* data = nullptr;
+    std::string text;
+    py::object str;
+  };
+  static constexpr size_t kStateSlots = 64;
+  StateSlot state_slots_[kStateSlots];
 };
 
 StateRole RoleFromString(const std::string& role) {
@@ -651,11 +668,238 @@ py::object ReportToPython(const std::vector<KindReport>& reports) {
   return out;
 }
 
+// --- Engine.fire and Engine.replay ---------------------------------------
+
+// Returns a view of a str argument's UTF-8 text (cached in the object, so
+// valid while it lives), refusing surrogates like TextArg.
+std::string_view TextView(PyObject* obj, const char* what) {
+  if (!PyUnicode_Check(obj)) {
+    ThrowInvalid(std::string(what) + ": expected str (got " +
+                 std::string(Py_TYPE(obj)->tp_name) + ")");
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(obj, &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    ThrowInvalid(std::string(what) + ": text is not valid UTF-8");
+  }
+  return std::string_view(data, static_cast<size_t>(size));
+}
+
+bool IsEmptyStr(PyObject* obj) {
+  return PyUnicode_Check(obj) && PyUnicode_GET_LENGTH(obj) == 0;
+}
+
+[[noreturn]] void ThrowType(const std::string& message) {
+  PyErr_SetString(PyExc_TypeError, message.c_str());
+  throw py::error_already_set();
+}
+
+// The PyEngine of `self`, an instance of _core.Engine or a subclass: read
+// from the instance directly in pybind11's simple layout (the usual case),
+// else through pybind11's caster, which also reports an instance whose
+// __init__ did not run.
+PyEngine& EngineOf(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  if (inst->simple_layout && inst->simple_holder_constructed &&
+      inst->simple_value_holder[0] != nullptr) {
+    return *static_cast<PyEngine*>(inst->simple_value_holder[0]);
+  }
+  return py::cast<PyEngine&>(py::handle(self));
+}
+
+constexpr const char* kFireArgs[] = {"id",      "event",
+                                     "time",    "actor",
+                                     "payload", "expected_version",
+                                     "source"};
+constexpr Py_ssize_t kFireArgCount = 7;
+
+// Engine.fire(id, event, time=None, actor="", payload="",
+// expected_version=None, source="").  A METH_FASTCALL function rather than
+// a pybind11 method: pybind11's dispatcher spends about 250 ns matching
+// seven arguments with defaults, more than the whole fire on the memory
+// store, while parsing them here takes a few.  Errors are those of the
+// pybind11 version: TypeError for a missing, unknown or repeated argument
+// or a non-integer expected_version, crmflow errors for the rest.
+PyObject* FireMethod(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                     PyObject* kwnames) {
+  try {
+    PyObject* a[kFireArgCount] = {};
+    if (nargs > kFireArgCount) {
+      ThrowType("fire() takes at most 7 arguments (" +
+                std::to_string(nargs) + " given)");
+    }
+    for (Py_ssize_t i = 0; i < nargs; ++i) a[i] = args[i];
+    if (kwnames != nullptr) {
+      Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+      for (Py_ssize_t k = 0; k < nkw; ++k) {
+        PyObject* name = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t j = 0;
+        while (j < kFireArgCount &&
+               PyUnicode_CompareWithASCIIString(name, kFireArgs[j]) != 0) {
+          ++j;
+        }
+        if (j == kFireArgCount) {
+          ThrowType("fire() got an unexpected keyword argument '" +
+                    std::string(TextView(name, "keyword")) + "'");
+        }
+        if (a[j] != nullptr) {
+          ThrowType(std::string("fire() got multiple values for argument '") +
+                    kFireArgs[j] + "'");
+        }
+        a[j] = args[nargs + k];
+      }
+    }
+    for (int j = 0; j < 2; ++j) {
+      if (a[j] == nullptr) {
+        ThrowType(std::string("fire() missing required argument '") +
+                  kFireArgs[j] + "'");
+      }
+    }
+    PyEngine& e = EngineOf(self);
+    std::string_view id = TextView(a[0], "id");
+    std::string_view event = TextView(a[1], "event");
+    FireOptions options;
+    if (a[2] != nullptr) options.time = OptionalTime(a[2], e.zone(), "time");
+    if (a[3] != nullptr && !IsEmptyStr(a[3])) {
+      options.actor = TextArg(a[3], "actor");
+    }
+    if (a[4] != nullptr && !IsEmptyStr(a[4])) {
+      options.payload = PayloadArg(a[4]);
+    }
+    if (a[5] != nullptr && a[5] != Py_None) {
+      if (PyFloat_Check(a[5]) || !PyIndex_Check(a[5])) {
+        ThrowType("fire(): expected_version must be an int or None (got " +
+                  std::string(Py_TYPE(a[5])->tp_name) + ")");
+      }
+      long long v = PyLong_AsLongLong(a[5]);
+      if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        ThrowType("fire(): expected_version out of 64-bit range");
+      }
+      options.expected_version = v;
+    }
+    if (a[6] != nullptr && !IsEmptyStr(a[6])) {
+      options.source = TextArg(a[6], "source");
+    }
+    Engine& engine = e.engine();
+    std::optional<StatusOr<FireResult>> r;
+    {
+      MaybeRelease nogil(e.release());
+      r.emplace(engine.Fire(id, event, options));
+    }
+    if (!r->ok()) ThrowStatus(r->status());
+    return Py_NewRef(e.StateName(r->value().state));
+  } catch (py::error_already_set& err) {
+    err.restore();
+    return nullptr;
+  } catch (...) {
+    py::detail::try_translate_exceptions();
+    return nullptr;
+  }
+}
+
+PyMethodDef fire_method = {
+    "fire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(
+                &FireMethod)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "fire(self, id, event, time=None, actor='', payload='', "
+    "expected_version=None, source='')\n--\n\n"
+    "Fires `event` on transaction `id`; returns the new state name."};
+
+// Makes FireMethod the fire method of `cls` (_core.Engine).
+void InstallFire(py::handle cls) {
+  PyObject* descr = PyDescr_NewMethod(
+      reinterpret_cast<PyTypeObject*>(cls.ptr()), &fire_method);
+  if (descr == nullptr) throw py::error_already_set();
+  int rc = PyObject_SetAttrString(cls.ptr(), "fire", descr);
+  Py_DECREF(descr);
+  if (rc != 0) throw py::error_already_set();
+}
+
+// One text column of replay, read into views: a tuple snapshot of the
+// sequence (so that the str objects, whose UTF-8 the views point into,
+// live until the batch is done, whatever a callback or another thread does
+// to the caller's list meanwhile), with the last item remembered since
+// columns repeat (a case's events share its id).
+class TextColumn {
+ public:
+  // `seq` may be None (every item "") when `optional`.
+  TextColumn(py::handle seq, const char* what, bool payload = false)
+      : what_(what), payload_(payload) {
+    if (seq.is_none()) return;
+    PyObject* t = PySequence_Tuple(seq.ptr());
+    if (t == nullptr) throw py::error_already_set();
+    items_ = py::reinterpret_steal<py::tuple>(t);
+  }
+
+  bool present() const { return static_cast<bool>(items_); }
+
+  std::string_view At(size_t i) {
+    if (!items_) return {};
+    PyObject* obj = PyTuple_GET_ITEM(items_.ptr(), static_cast<Py_ssize_t>(i));
+    if (obj == last_) return last_view_;
+    std::string_view view;
+    if (payload_ && !PyUnicode_Check(obj)) {
+      if (obj == Py_None) {
+        view = {};
+      } else {
+        // JSON text of the payload, kept alive here with the views.
+        py::object text =
+            globals->json_dumps(obj, py::arg("ensure_ascii") = false);
+        view = TextView(text.ptr(), what_);
+        owned_.push_back(std::move(text));
+      }
+    } else {
+      view = TextView(obj, what_);
+    }
+    last_ = obj;
+    last_view_ = view;
+    return view;
+  }
+
+ private:
+  const char* what_;
+  bool payload_;
+  py::tuple items_{py::reinterpret_steal<py::tuple>(py::handle())};
+  std::vector<py::object> owned_;
+  PyObject* last_ = nullptr;
+  std::string_view last_view_;
+};
+
 }  // namespace
 }  // namespace crmflow
 
 // Defined in analytics_module.cc: the EventLog, analytics and conformance.
-void crmflow_register_analytics(pybind11::module_& m);
+#include "engine_handle.h"
+
+crmflow::Engine& crmflow_unwrap_engine(pybind11::handle engine) {
+  if (!py::isinstance<crmflow::PyEngine>(engine)) {
+    crmflow::ThrowInvalid(std::string("expected a crmflow Engine (got ") +
+                          Py_TYPE(engine.ptr())->tp_name + ")");
+  }
+  return py::cast<crmflow::PyEngine&>(engine).engine();
+}
+
+const crmflow::TimeZone& crmflow_engine_zone(pybind11::handle engine) {
+  crmflow_unwrap_engine(engine);
+  return py::cast<crmflow::PyEngine&>(engine).zone();
+}
+
+bool crmflow_engine_releases_gil(pybind11::handle engine) {
+  crmflow_unwrap_engine(engine);
+  return py::cast<crmflow::PyEngine&>(engine).release();
+}
+
+void crmflow_throw_status(const crmflow::Status& status) {
+  crmflow::ThrowStatus(status);
+}
+
+crmflow::Timestamp crmflow_time_from_python(pybind11::handle value,
+                                            const crmflow::TimeZone& zone,
+                                            const char* what) {
+  return crmflow::TimestampFromPython(value, zone, what);
+}
 
 PYBIND11_MODULE(_core, m) {
   using namespace crmflow;
@@ -924,39 +1168,6 @@ PYBIND11_MODULE(_core, m) {
           py::arg("parent_id") = "", py::arg("attributes") = py::none(),
           py::arg("time") = py::none(), py::arg("actor") = "",
           py::arg("source") = "")
-      .def(
-          "fire",
-          [](PyEngine& e, py::handle id, py::handle event, py::handle time,
-             py::handle actor, py::handle payload,
-             std::optional<int64_t> expected_version, py::handle source) {
-            std::string id_s = TextArg(id, "id");
-            std::string event_s = TextArg(event, "event");
-            FireOptions options;
-            options.time = OptionalTime(time, e.zone(), "time");
-            if (PyUnicode_Check(actor.ptr()) &&
-                PyUnicode_GET_LENGTH(actor.ptr()) == 0) {
-              // The common case: no actor.
-            } else {
-              options.actor = TextArg(actor, "actor");
-            }
-            options.payload = PayloadArg(payload);
-            options.expected_version = expected_version;
-            if (!(PyUnicode_Check(source.ptr()) &&
-                  PyUnicode_GET_LENGTH(source.ptr()) == 0)) {
-              options.source = TextArg(source, "source");
-            }
-            Engine& engine = e.engine();
-            std::optional<StatusOr<FireResult>> r;
-            {
-              MaybeRelease nogil(e.release());
-              r.emplace(engine.Fire(id_s, event_s, options));
-            }
-            if (!r->ok()) ThrowStatus(r->status());
-            return e.StateName(r->value().state);
-          },
-          py::arg("id"), py::arg("event"), py::arg("time") = py::none(),
-          py::arg("actor") = "", py::arg("payload") = "",
-          py::arg("expected_version") = py::none(), py::arg("source") = "")
       .def("allowed_events",
            [](PyEngine& e, const std::string& id) {
              return Take(e.engine().AllowedEvents(id));
@@ -1077,15 +1288,33 @@ PYBIND11_MODULE(_core, m) {
             actors = optional_seq(actors, "actors");
             payloads = optional_seq(payloads, "payloads");
             sources = optional_seq(sources, "sources");
-            std::vector<ReplayEvent> batch(n);
+            // Views into the str objects, which the columns keep alive.
+            TextColumn id_col(ids, "ids"), event_col(events, "events");
+            TextColumn actor_col(actors, "actors");
+            TextColumn payload_col(payloads, "payloads", true);
+            TextColumn source_col(sources, "sources");
+            py::tuple time_items = py::reinterpret_steal<py::tuple>(
+                PySequence_Tuple(times.ptr()));
+            if (!time_items) throw py::error_already_set();
+            std::vector<ReplayEventRef> batch(n);
             for (size_t i = 0; i < n; ++i) {
-              ReplayEvent& ev = batch[i];
-              ev.transaction_id = TextArg(ids[i], "ids");
-              ev.event = TextArg(events[i], "events");
-              ev.time = TimestampFromPython(times[i], e.zone(), "times");
-              if (!actors.is_none()) ev.actor = TextArg(actors[py::int_(i)], "actors");
-              if (!payloads.is_none()) ev.payload = PayloadArg(payloads[py::int_(i)]);
-              if (!sources.is_none()) ev.source = TextArg(sources[py::int_(i)], "sources");
+              ReplayEventRef& ev = batch[i];
+              ev.transaction_id = id_col.At(i);
+              ev.event = event_col.At(i);
+              PyObject* t =
+                  PyTuple_GET_ITEM(time_items.ptr(), static_cast<Py_ssize_t>(i));
+              if (PyLong_CheckExact(t)) {
+                // The common case, without TimestampFromPython's checks.
+                int overflow = 0;
+                long long v = PyLong_AsLongLongAndOverflow(t, &overflow);
+                if (overflow != 0) ThrowInvalid("times: integer time out of range");
+                ev.time = Timestamp{v};
+              } else {
+                ev.time = TimestampFromPython(t, e.zone(), "times");
+              }
+              ev.actor = actor_col.At(i);
+              ev.payload = payload_col.At(i);
+              ev.source = source_col.At(i);
             }
             ReplayOptions options;
             options.commit_every = commit_every;
@@ -1094,7 +1323,8 @@ PYBIND11_MODULE(_core, m) {
             std::optional<StatusOr<ReplaySummary>> r;
             {
               MaybeRelease nogil(true);
-              r.emplace(engine.Replay(batch, options));
+              r.emplace(engine.Replay(std::span<const ReplayEventRef>(batch),
+                                      options));
             }
             ReplaySummary s = Take(std::move(*r));
             py::dict d;
@@ -1185,6 +1415,9 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("path"), py::arg("mapping"));
 
+  // fire bypasses pybind11's dispatcher (see FireMethod).
+  InstallFire(m.attr("Engine"));
+
   m.def(
       "parse_timestamp",
       [](const std::string& text, const std::string& format,
@@ -1207,4 +1440,6 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("text"), py::arg("places"));
   crmflow_register_analytics(m);
+  crmflow_register_service(m);
+  crmflow_register_routing(m);
 }

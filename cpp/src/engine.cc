@@ -309,6 +309,10 @@ struct Engine::Callbacks {
   // state.
   static Status Fire(Engine& engine, const FireArgs& args, Transaction* txn,
                      HistoryRow* row, std::string_view* to_state = nullptr);
+  template <typename Ev>
+  static StatusOr<ReplaySummary> Replay(Engine& engine,
+                                        std::span<const Ev> events,
+                                        const ReplayOptions& options);
 
   // Loads `id` for writing, inside the write transaction: the memory store
   // directly; SQLite from the cache when the stored version (read under the
@@ -882,18 +886,23 @@ Status Engine::RecordDeviation(const Deviation& deviation) {
 
 StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
                                        const ReplayOptions& options) {
-  std::vector<ReplayEventRef> refs;
-  refs.reserve(events.size());
-  for (const ReplayEvent& ev : events) {
-    refs.push_back(ReplayEventRef{ev.transaction_id, ev.event, ev.time,
-                                  ev.actor, ev.payload, ev.source});
-  }
-  return Replay(std::span<const ReplayEventRef>(refs), options);
+  return Callbacks::Replay(*this, std::span<const ReplayEvent>(events),
+                           options);
 }
 
 StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
                                        const ReplayOptions& options) {
-  Callbacks& cb = *callbacks_;
+  return Callbacks::Replay(*this, events, options);
+}
+
+// Ev is ReplayEvent or ReplayEventRef: one loop for both, so neither is
+// converted to the other.
+template <typename Ev>
+StatusOr<ReplaySummary> Engine::Callbacks::Replay(Engine& engine,
+                                                  std::span<const Ev> events,
+                                                  const ReplayOptions& options) {
+  Callbacks& cb = *engine.callbacks_;
+  auto& store_ = engine.store_;
   ReplaySummary summary;
   // Each event's position within its case, needed only by deviations: the
   // counts start at the first deviation, over the events before it, and
@@ -916,7 +925,7 @@ StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
   } unmark{&cb.firing};
   FireResult fast;
   for (size_t i = 0; i < events.size(); ++i) {
-    const ReplayEventRef& ev = events[i];
+    const Ev& ev = events[i];
     int position = counting ? positions[ev.transaction_id]++ : 0;
     FireArgs args{ev.transaction_id, ev.event, ev.time,  ev.actor,
                   ev.payload,        std::nullopt, ev.source};
@@ -929,8 +938,8 @@ StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
       }
     }
     Status st;
-    if (!cb.TryFastFire(*this, args, &fast)) {
-      st = Callbacks::Fire(*this, args, &txn, &row);
+    if (!cb.TryFastFire(engine, args, &fast)) {
+      st = Callbacks::Fire(engine, args, &txn, &row);
     }
     if (st.ok()) {
       ++summary.applied;

@@ -419,8 +419,8 @@ class MemoryStore final : public internal::StoreImpl {
     // Everything that may throw comes first, so a failure changes nothing
     // a reader can see (interned names and capacity are invisible).
     uint32_t actor = actor_names_.Intern(t.actor);
-    if (!marks_.empty()) log_.reserve(log_.size() + 2);
-    rows_.reserve(rows_.size() + 1);
+    if (!marks_.empty()) Reserve(&log_, 2);
+    Reserve(&rows_, 1);
     uint32_t payload = 0;
     if (!t.payload.empty()) {
       payload = static_cast<uint32_t>(payloads_.size());
@@ -613,6 +613,14 @@ class MemoryStore final : public internal::StoreImpl {
     }
     *index = last_;
     return Status::Ok();
+  }
+
+  // Makes room for `n` more elements, growing geometrically as push_back
+  // would, so that the pushes after it cannot throw.
+  template <typename T>
+  static void Reserve(std::vector<T>* v, size_t n) {
+    if (v->capacity() - v->size() >= n) return;
+    v->reserve(std::max(v->size() + n, v->capacity() * 2));
   }
 
   static Status SourceExists(const std::string& source) {

@@ -110,3 +110,9 @@ __all__ += [
     "WorkflowDiff",
     "what_if",
 ]
+
+# Routing and assignment (issue: routing and assignment).
+from crmflow import routing  # noqa: E402
+from crmflow.routing import Member, Router, Team  # noqa: E402
+
+__all__ += ["routing", "Member", "Router", "Team"]
