@@ -3,12 +3,19 @@ Benchmark of the analytics: directly-follows graph, time in state and
 variants over synthetic logs of 1 or 10 million events, crmflow beside
 pm4py and plain pandas, plus reading the log from CSV, in one run.
 
-Each tool runs in its own child process so that its peak resident memory
-(C++ included, which tracemalloc cannot see) is read from the kernel with
-``os.wait4``.  What each tool does:
+Each tool runs in its own child process, which imports its libraries
+first (timed apart, as "import") and reports its own peak resident memory
+(``VmHWM`` of ``/proc/self/status``: C++ included, which tracemalloc
+cannot see, and nothing of the parent's, which ``ru_maxrss`` of a child
+would include).  What each tool does:
 
-* crmflow: ``EventLog.from_csv``, then ``dfg()``, ``time_in_state()``,
-  ``variants()``;
+* crmflow: ``crmflow.EventLog.from_csv``, then the public measures
+  ``dfg()``, ``time_in_state()``, ``variants()`` (DataFrames, so pandas is
+  imported for the results; its import is timed as "import", like the
+  peers' imports);
+* crmflow-core: the same read, then the same three figures as the core
+  returns them (dicts of numpy arrays and lists, what the DataFrames are
+  built from), without building DataFrames;
 * pm4py: ``pandas.read_csv`` + ``pm4py.format_dataframe`` (pm4py's CSV
   path), then ``discover_dfg``, ``discover_performance_dfg`` (its
   counterpart of time between events) and ``get_variants``;
@@ -33,8 +40,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 __all__ = ["main"]
 
 
@@ -42,6 +47,7 @@ def make_csv(path: str, events: int, seed: int = 7) -> None:
     """
     Writes a synthetic event log of about ``events`` events to ``path``.
     """
+    import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -70,36 +76,64 @@ def make_csv(path: str, events: int, seed: int = 7) -> None:
     df.to_csv(path, index=False)
 
 
+def _peak_mib() -> float:
+    """
+    Returns this process's peak resident memory in MiB (Linux VmHWM).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _worker(tool: str, path: str) -> dict:
     """
     Runs one tool on the CSV and returns its timings in seconds.
     """
     out = {}
     t0 = time.perf_counter()
-    if tool == "crmflow":
-        from crmflow.analytics import EventLog
+    if tool in ("crmflow", "crmflow-core"):
+        import crmflow
 
-        log = EventLog.from_csv(path, progress=False)
+        if tool == "crmflow":
+            # The measures return DataFrames: pandas is part of the cost,
+            # its import is timed with the others'.
+            import pandas  # noqa: F401
+        out["import"] = time.perf_counter() - t0
+        out["pandas"] = "pandas" in sys.modules
+        t0 = time.perf_counter()
+        log = crmflow.EventLog.from_csv(path, progress=False)
         out["read"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        dfg = log.dfg()
-        tis = log.time_in_state()
-        var = log.variants()
+        if tool == "crmflow":
+            dfg = log.dfg()
+            tis = log.time_in_state()
+            var = log.variants()
+            out["edges"], out["variants"] = len(dfg), len(var)
+            out["states"] = len(tis)
+        else:
+            dfg = log._core.dfg()
+            tis = log._core.time_in_activity()
+            var = log._core.variants()
+            out["edges"] = len(dfg["edges"]["from"])
+            out["variants"] = len(var["count"])
+            out["states"] = len(tis["activity"])
         out["analytics"] = time.perf_counter() - t1
-        out["edges"], out["variants"] = len(dfg), len(var)
-        out["states"] = len(tis)
+        out["pandas"] = out["pandas"] or "pandas" in sys.modules
     elif tool == "pm4py":
         import contextlib
         import io
         import warnings
 
-        import pandas as pd
-
         with warnings.catch_warnings(), \
                 contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
+            import pandas as pd
             import pm4py
 
+            out["import"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             df = pd.read_csv(path)
             df = pm4py.format_dataframe(
                 df, case_id="case_id", activity_key="activity",
@@ -115,6 +149,8 @@ def _worker(tool: str, path: str) -> dict:
     elif tool == "pandas":
         import pandas as pd
 
+        out["import"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         df = pd.read_csv(path)
         df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
         out["read"] = time.perf_counter() - t0
@@ -134,25 +170,20 @@ def _worker(tool: str, path: str) -> dict:
         out["states"] = len(tis)
     else:
         raise SystemExit(f"unknown tool {tool}")
+    out["peak_mib"] = _peak_mib()
     return out
 
 
 def _run_child(tool: str, path: str) -> dict:
     """
-    Runs ``_worker`` in a child process; adds its peak RSS in MiB.
+    Runs ``_worker`` in a child process and returns what it reported.
     """
-    proc = subprocess.Popen(
+    proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", tool,
-         "--csv", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stdout = proc.stdout.read()
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+         "--csv", path], capture_output=True)
     if proc.returncode != 0:
-        return {"error": stderr.decode(errors="replace")[-400:]}
-    result = json.loads(stdout.decode().strip().splitlines()[-1])
-    result["peak_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-    return result
+        return {"error": proc.stderr.decode(errors="replace")[-400:]}
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
@@ -163,7 +194,7 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", type=float, nargs="+", default=[1],
                    help="log sizes in millions of events (default 1)")
     p.add_argument("--tools", nargs="+",
-                   default=["crmflow", "pm4py", "pandas"])
+                   default=["crmflow", "crmflow-core", "pm4py", "pandas"])
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--csv", help=argparse.SUPPRESS)
     p.add_argument("--make", type=int, help=argparse.SUPPRESS)
@@ -189,28 +220,33 @@ def main(argv=None) -> None:
             mib = os.path.getsize(path) / 2**20
             print(f"\n{events:,} events, CSV {mib:.0f} MiB "
                   f"(generated in {time.perf_counter() - t:.1f} s)")
-            print(f"{'tool':8} {'read s':>8} {'analytics s':>12} "
-                  f"{'peak MiB':>9} {'edges':>6} {'variants':>9}")
+            print(f"{'tool':12} {'import s':>8} {'read s':>7} "
+                  f"{'analytics s':>11} {'peak MiB':>8} {'edges':>6} "
+                  f"{'variants':>8}  pandas loaded")
             results = {}
             for tool in args.tools:
                 r = _run_child(tool, path)
                 results[tool] = r
                 if "error" in r:
-                    print(f"{tool:8} failed: {r['error']}")
+                    print(f"{tool:12} failed: {r['error']}")
                     continue
-                print(f"{tool:8} {r['read']:8.2f} {r['analytics']:12.3f} "
-                      f"{r['peak_mib']:9.0f} {r['edges']:6d} "
-                      f"{r['variants']:9d}")
-            c = results.get("crmflow", {})
-            for other in ("pm4py", "pandas"):
-                o = results.get(other, {})
-                if "read" in c and "read" in o:
-                    print(
-                        f"crmflow vs {other}: analytics "
-                        f"{o['analytics'] / c['analytics']:.0f}x faster, "
-                        f"read {o['read'] / c['read']:.1f}x faster, peak "
-                        f"memory {c['peak_mib'] / o['peak_mib']:.2f} of "
-                        f"{other}'s")
+                loaded = r.get("pandas", tool != "crmflow-core")
+                print(f"{tool:12} {r['import']:8.2f} {r['read']:7.2f} "
+                      f"{r['analytics']:11.4f} {r['peak_mib']:8.0f} "
+                      f"{r['edges']:6d} {r['variants']:8d}  "
+                      f"{'yes' if loaded else 'no'}")
+            for mine in ("crmflow", "crmflow-core"):
+                c = results.get(mine, {})
+                for other in ("pm4py", "pandas"):
+                    o = results.get(other, {})
+                    if "read" in c and "read" in o:
+                        print(
+                            f"{mine} vs {other}: analytics "
+                            f"{o['analytics'] / c['analytics']:.0f}x "
+                            f"faster, read {o['read'] / c['read']:.1f}x "
+                            f"faster, peak memory "
+                            f"{c['peak_mib'] / o['peak_mib']:.2f} of "
+                            f"{other}'s")
 
 
 if __name__ == "__main__":

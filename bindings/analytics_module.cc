@@ -80,6 +80,25 @@ class NoGil {
   PyThreadState* state_;
 };
 
+// Keeps Python's cyclic garbage collector off for the lifetime of the
+// object (when it was on), while a binding makes many container objects.
+class PausedGc {
+ public:
+#if PY_VERSION_HEX >= 0x030A0000
+  PausedGc() : was_enabled_(PyGC_Disable() != 0) {}
+  ~PausedGc() {
+    if (was_enabled_) PyGC_Enable();
+  }
+#else
+  PausedGc() {}
+#endif
+  PausedGc(const PausedGc&) = delete;
+  PausedGc& operator=(const PausedGc&) = delete;
+
+ private:
+  [[maybe_unused]] bool was_enabled_ = false;
+};
+
 // --- Output columns ---------------------------------------------------------
 
 template <typename T>
@@ -682,21 +701,45 @@ void crmflow_register_analytics(pybind11::module_& m) {
            })
       .def("variants",
            [](const EventLog& log) {
-             auto vs = Compute(log, Variants);
-             py::list seqs(vs.size()), examples(vs.size());
-             std::vector<int64_t> counts(vs.size());
-             for (size_t i = 0; i < vs.size(); ++i) {
-               py::tuple t(vs[i].activities.size());
-               for (size_t k = 0; k < vs[i].activities.size(); ++k) {
-                 t[k] = py::str(vs[i].activities[k]);
+             VariantTable t = Compute(log, VariantIds);
+             // One str per distinct activity, shared by every tuple: the
+             // sequences cost a reference each, not a string each.
+             const int32_t num_activities = log.activities().size();
+             std::vector<py::str> names;
+             names.reserve(num_activities);
+             for (int32_t a = 0; a < num_activities; ++a) {
+               names.emplace_back(log.activity_name(a));
+             }
+             const int32_t* act = log.activity_column().data();
+             const size_t n = t.count.size();
+             py::list seqs(n), examples(n);
+             std::vector<int64_t> lengths(n);
+             // Tens of thousands of new tuples would start the cyclic
+             // collector over and over, and each pass walks every tuple
+             // made so far; none of them can be part of a cycle.
+             PausedGc paused_gc;
+             for (size_t i = 0; i < n; ++i) {
+               const int32_t c = t.example_case[i];
+               const int64_t b = log.case_begin(c), e = log.case_end(c);
+               lengths[i] = e - b;
+               PyObject* tuple = PyTuple_New(e - b);
+               if (tuple == nullptr) throw py::error_already_set();
+               for (int64_t k = b; k < e; ++k) {
+                 PyObject* name = names[act[k]].ptr();
+                 Py_INCREF(name);
+                 PyTuple_SET_ITEM(tuple, k - b, name);
                }
-               seqs[i] = t;
-               counts[i] = vs[i].count;
-               examples[i] = py::str(vs[i].example_case);
+               PyList_SET_ITEM(seqs.ptr(), i, tuple);  // steals
+               const std::string& id = log.case_id(c);
+               PyObject* example =
+                   PyUnicode_FromStringAndSize(id.data(), id.size());
+               if (example == nullptr) throw py::error_already_set();
+               PyList_SET_ITEM(examples.ptr(), i, example);
              }
              py::dict d;
              d["variant"] = seqs;
-             d["count"] = Array(counts);
+             d["length"] = Array(lengths);
+             d["count"] = Array(t.count);
              d["example_case"] = examples;
              return d;
            })

@@ -1301,13 +1301,15 @@ PYBIND11_MODULE(_core, m) {
               ReplayEventRef& ev = batch[i];
               ev.transaction_id = id_col.At(i);
               ev.event = event_col.At(i);
-              PyObject* t =
-                  PyTuple_GET_ITEM(time_items.ptr(), static_cast<Py_ssize_t>(i));
+              PyObject* t = PyTuple_GET_ITEM(time_items.ptr(),
+                                             static_cast<Py_ssize_t>(i));
               if (PyLong_CheckExact(t)) {
                 // The common case, without TimestampFromPython's checks.
                 int overflow = 0;
                 long long v = PyLong_AsLongLongAndOverflow(t, &overflow);
-                if (overflow != 0) ThrowInvalid("times: integer time out of range");
+                if (overflow != 0) {
+                  ThrowInvalid("times: integer time out of range");
+                }
                 ev.time = Timestamp{v};
               } else {
                 ev.time = TimestampFromPython(t, e.zone(), "times");

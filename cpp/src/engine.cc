@@ -898,9 +898,8 @@ StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
 // Ev is ReplayEvent or ReplayEventRef: one loop for both, so neither is
 // converted to the other.
 template <typename Ev>
-StatusOr<ReplaySummary> Engine::Callbacks::Replay(Engine& engine,
-                                                  std::span<const Ev> events,
-                                                  const ReplayOptions& options) {
+StatusOr<ReplaySummary> Engine::Callbacks::Replay(
+    Engine& engine, std::span<const Ev> events, const ReplayOptions& options) {
   Callbacks& cb = *engine.callbacks_;
   auto& store_ = engine.store_;
   ReplaySummary summary;

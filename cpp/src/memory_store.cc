@@ -250,6 +250,7 @@ struct Undo {
     kDeviation,    // pop the last deviation
     kImport,       // pop the last import
     kWorkflow,     // restore from saved_workflows_.back()
+    kTransition,   // kHistory, then kUpdateState (one entry for ApplyHot)
   };
   Kind kind;
   uint32_t index = 0;
@@ -419,7 +420,7 @@ class MemoryStore final : public internal::StoreImpl {
     // Everything that may throw comes first, so a failure changes nothing
     // a reader can see (interned names and capacity are invisible).
     uint32_t actor = actor_names_.Intern(t.actor);
-    if (!marks_.empty()) Reserve(&log_, 2);
+    if (!marks_.empty()) Reserve(&log_, 1);
     Reserve(&rows_, 1);
     uint32_t payload = 0;
     if (!t.payload.empty()) {
@@ -427,7 +428,7 @@ class MemoryStore final : public internal::StoreImpl {
       payloads_.emplace_back(t.payload);
     }
     Record& rec = records_[hot.index];
-    Log(Undo{Undo::kUpdateState, hot.index, rec.state, rec.version,
+    Log(Undo{Undo::kTransition, hot.index, rec.state, rec.version,
              rec.updated, rec.entered});
     Row r;
     r.time = t.time.micros;
@@ -445,7 +446,6 @@ class MemoryStore final : public internal::StoreImpl {
     rec.updated = t.time.micros;
     if (t.external) rec.entered = t.time.micros;
     rows_.push_back(r);
-    Log(Undo{Undo::kHistory});
     return static_cast<int64_t>(rows_.size());
   }
 
@@ -678,6 +678,11 @@ class MemoryStore final : public internal::StoreImpl {
 
   void UndoOne(const Undo& u) {
     switch (u.kind) {
+      case Undo::kTransition:
+        UndoOne(Undo{Undo::kHistory});
+        UndoOne(Undo{Undo::kUpdateState, u.index, u.state, u.version,
+                     u.updated, u.entered});
+        break;
       case Undo::kInsert:
         index_.Erase(Hash32(records_.back().id),
                      static_cast<uint32_t>(records_.size() - 1));

@@ -65,9 +65,11 @@ constexpr char kUpsertTimer[] =
 constexpr char kCancelTimer[] =
     "UPDATE timers SET state = 'cancelled' WHERE transaction_id = ?1 AND "
     "policy = ?2 AND step = ?3 AND cycle = 1 AND state = 'pending'";
+// The next due timer after the cursor (?2, ?3) in (due_at, id) order.
 constexpr char kNextDue[] =
     "SELECT id, transaction_id, policy, step, due_at FROM timers "
-    "WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at, id LIMIT 1";
+    "WHERE state = 'pending' AND due_at <= ?1 AND (due_at, id) > (?2, ?3) "
+    "ORDER BY due_at, id LIMIT 1";
 constexpr char kSetTimerState[] =
     "UPDATE timers SET state = ?2, fired_at = ?3 WHERE id = ?1";
 constexpr char kMoveTimer[] = "UPDATE timers SET due_at = ?2 WHERE id = ?1";
@@ -546,9 +548,8 @@ struct Scheduler::Impl {
   // what happened: 'f' fired, 'c' cancelled, 'm' moved.
   StatusOr<char> Process(const DueTimer& t, Timestamp now) {
     auto it = by_name.find(t.policy);
-    int n = it == by_name.end() ? 0
-                                : static_cast<int>(steps[it->second].size());
-    if (it == by_name.end() || t.step < 0 || t.step >= n) {
+    int n = static_cast<int>(steps[it->second].size());
+    if (t.step < 0 || t.step >= n) {
       CRMFLOW_RETURN_IF_ERROR(SetTimerState(t.id, "cancelled", std::nullopt));
       return 'c';
     }
@@ -604,10 +605,14 @@ struct Scheduler::Impl {
     return 'f';
   }
 
-  StatusOr<std::optional<DueTimer>> NextDue(Timestamp now) {
+  StatusOr<std::optional<DueTimer>> NextDue(Timestamp now,
+                                            const std::string& after_due,
+                                            int64_t after_id) {
     sqlite3_stmt* s = Prepare(kNextDue);
     if (s == nullptr) return StoreError("read timers");
     BindText(s, 1, now.ToIso());
+    BindText(s, 2, after_due);
+    sqlite3_bind_int64(s, 3, after_id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) return std::optional<DueTimer>();
     if (rc != SQLITE_ROW) return StoreError("read timers");
@@ -769,11 +774,29 @@ StatusOr<int64_t> Scheduler::SyncAll() {
 StatusOr<TickSummary> Scheduler::Tick(Timestamp now) {
   Impl& m = *impl_;
   TickSummary summary;
+  // Passes over the due timers in due order.  Timers of a policy this
+  // scheduler does not know stay pending for one that does (a `crmflow
+  // run` started without them must not cancel them).  Actions can arm
+  // timers that are due already, behind the cursor: another pass takes
+  // them, until a pass processes nothing.
+  std::string after_due;
+  int64_t after_id = 0;
+  int64_t processed = 0;
   for (;;) {
-    auto next = m.NextDue(now);
+    auto next = m.NextDue(now, after_due, after_id);
     if (!next.ok()) return next.status();
-    if (!next->has_value()) break;
+    if (!next->has_value()) {
+      if (processed == 0) break;
+      processed = 0;
+      after_due.clear();
+      after_id = 0;
+      continue;
+    }
     const Impl::DueTimer& t = **next;
+    after_due = t.due_at.ToIso();
+    after_id = t.id;
+    if (m.by_name.count(t.policy) == 0) continue;
+    ++processed;
 
     // Each timer in its own unit of work: its action and its mark commit
     // together or not at all.

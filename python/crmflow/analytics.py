@@ -36,6 +36,8 @@ bars on reads need ``tqdm`` and measure bytes read through
 .. versionadded:: 0.2.0
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import math
@@ -56,8 +58,8 @@ from typing import (
 )
 
 import numpy as np
-import pandas as pd
 
+from crmflow import _pandas as pd  # pandas on first use
 from crmflow import _core
 from crmflow._errors import InvalidArgumentError, ParseError
 from crmflow.workflow import Workflow
@@ -369,10 +371,27 @@ class EventLog:
         Wraps a ``_core.EventLog``; use the ``from_*`` constructors.
         """
         self._core = core
-        self.rejects = rejects if rejects is not None else _rejects([])
+        # The rejects frame is built on first access, so that reading a
+        # log and computing figures as columns never imports pandas.
+        self._reject_frame = rejects
+        self._reject_rows: Sequence[Tuple[Any, ...]] = ()
         self._columns: Optional[Dict[str, Any]] = None
         self._frame: Optional[pd.DataFrame] = None
         self._instances: Optional[Dict[str, Any]] = None
+
+    @property
+    def rejects(self) -> pd.DataFrame:
+        """
+        Rows a reader skipped under ``on_error="collect"`` (file, line,
+        column, reason); empty otherwise.
+        """
+        if self._reject_frame is None:
+            self._reject_frame = _rejects(self._reject_rows)
+        return self._reject_frame
+
+    @rejects.setter
+    def rejects(self, value: pd.DataFrame) -> None:
+        self._reject_frame = value
 
     # Construction.
 
@@ -450,7 +469,9 @@ class EventLog:
             )
 
         core, rejects = _with_progress(work, path, progress)
-        return cls(core, _rejects(rejects))
+        log = cls(core)
+        log._reject_rows = rejects
+        return log
 
     @classmethod
     def from_xes(
@@ -655,8 +676,13 @@ class EventLog:
     def __repr__(self) -> str:
         return (
             f"<EventLog: {self.num_cases} cases, {self.num_events} events, "
-            f"{len(self.rejects)} rejects>"
+            f"{self._num_rejects()} rejects>"
         )
+
+    def _num_rejects(self) -> int:
+        if self._reject_frame is None:
+            return len(self._reject_rows)
+        return len(self._reject_frame)
 
     def _cols(self) -> Dict[str, Any]:
         if self._columns is None:
@@ -753,7 +779,7 @@ class EventLog:
         return pd.DataFrame(
             {
                 "variant": pd.Series(d["variant"], dtype=object),
-                "length": _ints([len(v) for v in d["variant"]]),
+                "length": _ints(d["length"]),
                 "count": counts,
                 "share": share,
                 "example_case": _strings(d["example_case"]),

@@ -12,6 +12,8 @@ Commands::
     crmflow report --db PATH [--json]
     crmflow check --db PATH [--json] [--stale-days N] [--country CC]
     crmflow customers --db PATH [--duplicates] [--threshold X]
+    crmflow run --db PATH [--every SECONDS] [--until ISO] [--from ISO]
+                [--policies FILE]
 
 ``demo`` imports the bundled samples (Olist orders and reviews, ServiceNow
 incidents) into ``crmflow-demo.db`` in the working directory (or
@@ -197,6 +199,61 @@ def _json_arg(text: Optional[str], name: str) -> Any:
         raise _UsageError(f"{name} is not valid JSON ({e})") from None
 
 
+class _ImportProgress:
+    """
+    Shows a tqdm bar of the bytes read while an import runs, when stderr
+    is a terminal and tqdm is installed; does nothing otherwise.
+
+    The importer runs in C++ with the GIL released, so a thread polls
+    the bytes this process has read (``/proc/self/io``) against the file
+    size.  Reads of the database count too: the bar is an estimate,
+    capped at the file size.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._bar: Any = None
+        self._thread: Any = None
+        self._done: Any = None
+
+    def __enter__(self) -> "_ImportProgress":
+        if not sys.stderr.isatty():
+            return self
+        try:
+            from tqdm.std import tqdm
+        except ImportError:
+            return self
+        import threading
+
+        from crmflow.analytics import _bytes_read
+
+        start = _bytes_read()
+        size = os.path.getsize(self._path)
+        if start is None or size == 0:
+            return self
+        self._bar = tqdm(
+            total=size, unit="B", unit_scale=True, file=sys.stderr,
+            desc=os.path.basename(self._path), leave=False,
+        )
+        self._done = threading.Event()
+
+        def poll() -> None:
+            while not self._done.wait(0.1):
+                done = min(size, (_bytes_read() or start) - start)
+                self._bar.n = max(self._bar.n, done)
+                self._bar.refresh()
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._done.set()
+            self._thread.join()
+            self._bar.close()
+
+
 def _cmd_import(args: argparse.Namespace, out: Any) -> int:
     """
     Imports a file with a preset or an explicit event-log mapping.
@@ -214,32 +271,33 @@ def _cmd_import(args: argparse.Namespace, out: Any) -> int:
         raise crmflow.NotFoundError(f"{args.file}: no such file")
     engine = _open(args.db, must_exist=False)
     with engine:
-        if args.preset is not None:
-            summary = engine.import_preset(args.preset, args.file)
-            name = args.preset
-        else:
-            if args.kind not in engine.kinds():
-                engine.register(args.template or args.kind)
-            activity_map = _json_arg(args.activity_map, "--activity-map")
-            status_map = _json_arg(args.status_map, "--status-map")
-            summary = engine.import_event_log(
-                args.file,
-                kind=args.kind,
-                case=args.case.split(","),
-                activity=args.activity,
-                time=args.time,
-                actor=args.actor,
-                customer=args.customer,
-                payload=args.payload.split(",") if args.payload else None,
-                activity_map=activity_map,
-                status_map=status_map,
-                time_format=args.time_format,
-                time_zone=args.time_zone,
-                null_values=args.null_value or (),
-                delimiter=args.delimiter,
-                on_error=args.on_error,
-            )
-            name = args.kind
+        with _ImportProgress(args.file):
+            if args.preset is not None:
+                summary = engine.import_preset(args.preset, args.file)
+                name = args.preset
+            else:
+                if args.kind not in engine.kinds():
+                    engine.register(args.template or args.kind)
+                activity_map = _json_arg(args.activity_map, "--activity-map")
+                status_map = _json_arg(args.status_map, "--status-map")
+                summary = engine.import_event_log(
+                    args.file,
+                    kind=args.kind,
+                    case=args.case.split(","),
+                    activity=args.activity,
+                    time=args.time,
+                    actor=args.actor,
+                    customer=args.customer,
+                    payload=args.payload.split(",") if args.payload else None,
+                    activity_map=activity_map,
+                    status_map=status_map,
+                    time_format=args.time_format,
+                    time_zone=args.time_zone,
+                    null_values=args.null_value or (),
+                    delimiter=args.delimiter,
+                    on_error=args.on_error,
+                )
+                name = args.kind
         _print_summary(name, summary, out)
     return 0
 
@@ -368,6 +426,47 @@ def _cmd_customers(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace, out: Any) -> int:
+    """
+    Ticks the SLA timers of a database every --every seconds (on the wall
+    clock, or simulated from --from) until --until.
+    """
+    from crmflow import service
+
+    policies = args.policies or args.db + ".sla.json"
+    if not os.path.isfile(policies):
+        raise _UsageError(
+            f"no SLA policies: give --policies FILE (no {policies})"
+        )
+    if args.every <= 0:
+        raise _UsageError(f"--every must be positive (got {args.every})")
+    with _open(args.db) as engine:
+        desk = service.ServiceDesk.from_config(engine, policies)
+        if args.start is None:
+            total = desk.run(every=args.every, until=args.until)
+        else:
+            # Simulated clock: advance by --every without sleeping.
+            clock = [service._micros(args.start, "--from")]
+            step = int(args.every * 1e6)
+
+            def now() -> int:
+                return clock[0]
+
+            def advance(_: float) -> None:
+                clock[0] += step
+
+            until = args.until or args.start
+            total = desk.run(every=args.every, until=until, clock=now,
+                             sleep=advance)
+        print(
+            f"fired {total.fired}, cancelled {total.cancelled}, moved "
+            f"{total.moved}, failed {total.failed}; "
+            f"{desk.pending_count()} pending",
+            file=out,
+        )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     """
     Returns the argument parser of every command.
@@ -486,6 +585,25 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--duplicates", action="store_true")
     k.add_argument("--threshold", type=float, default=0.9)
     k.set_defaults(run=_cmd_customers)
+
+    u = sub.add_parser(
+        "run",
+        help="fire due SLA timers (escalations, breaches) continuously",
+        description="Tick the SLA timers of the database: fire what is "
+        "due, in due order, each atomically, every --every seconds until "
+        "--until (default: until interrupted).  Policies come from a JSON "
+        "file (ServiceDesk.from_config); default PATH.sla.json.",
+    )
+    u.add_argument("--db", required=True, help="SQLite file")
+    u.add_argument("--every", type=float, default=60.0,
+                   help="seconds between ticks (default: 60)")
+    u.add_argument("--until", default=None,
+                   help="stop after the tick at or past this ISO instant")
+    u.add_argument("--from", dest="start", default=None,
+                   help="simulate: start the clock here (ISO) and advance "
+                   "it by --every without sleeping")
+    u.add_argument("--policies", default=None, help="JSON policy file")
+    u.set_defaults(run=_cmd_run)
     return p
 
 

@@ -33,6 +33,8 @@ lock.
 .. versionadded:: 0.2.0
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import datetime
@@ -46,8 +48,8 @@ import unicodedata
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
-import pandas as pd
 
+from crmflow import _pandas as pd  # pandas on first use
 from crmflow._errors import InvalidArgumentError, NotFoundError
 
 __all__ = [

@@ -22,11 +22,13 @@ Example::
 .. versionadded:: 0.2.0
 """
 
+from __future__ import annotations
+
 import shutil
 import subprocess
 from typing import Any, Dict, List, Mapping, Optional
 
-import pandas as pd
+from crmflow import _pandas as pd  # pandas on first use
 
 __all__ = [
     "Diagram",

@@ -28,6 +28,8 @@ share one SQLite file.
 .. versionadded:: 0.1.0
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import datetime
@@ -50,8 +52,8 @@ from typing import (
 )
 
 import numpy as np
-import pandas as pd
 
+from crmflow import _pandas as pd  # pandas on first use
 from crmflow import _core
 from crmflow._errors import InvalidArgumentError, NotFoundError
 from crmflow.workflow import Workflow

@@ -15,11 +15,13 @@ Example::
 .. versionadded:: 0.2.0
 """
 
+from __future__ import annotations
+
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import pandas as pd
 
+from crmflow import _pandas as pd  # pandas on first use
 from crmflow._errors import InvalidArgumentError
 
 __all__ = ["funnel", "throughput", "time_in_state"]

@@ -36,14 +36,16 @@ Example::
 .. versionadded:: 0.2.0
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import datetime
 import json
 from typing import Any, Dict, List, Optional
 
-import pandas as pd
 
+from crmflow import _pandas as pd  # pandas on first use
 from crmflow import customers as _customers
 from crmflow._errors import InvalidArgumentError
 

@@ -501,14 +501,16 @@ TEST_F(SchedulerFileTest, BulkArmAndTickInDueOrder) {
   desk.Create("B", "2026-02-02T08:00:00Z");
   std::vector<TimerSpec> extra = {
       {"A", "resolution", 0, T("2026-02-02T13:00:00Z")},  // exists: ignored
-      {"ghost", "resolution", 0, T("2026-02-02T10:00:00Z")}};
+      {"ghost", "resolution", 0, T("2026-02-02T10:00:00Z")},
+      {"A", "unknown_policy", 0, T("2026-02-02T09:30:00Z")}};
 
   int64_t inserted = desk.sched().ArmTimers(extra).value();
   TickSummary s = desk.Tick(T("2026-02-02T13:00:00Z"));
 
-  EXPECT_EQ(1, inserted);
+  EXPECT_EQ(2, inserted);
   EXPECT_EQ(2, s.fired);
   EXPECT_EQ(1, s.cancelled);
+  EXPECT_EQ(1, desk.sched().PendingCount().value());  // unknown policy
   auto events = desk.sched().Events("").value();
   ASSERT_EQ(2u, events.size());
   EXPECT_EQ("B", events[0].transaction_id);

@@ -15,10 +15,10 @@
 // commit or roll back with the transition.  Each policy has one timer per
 // step and cycle: step 0 is the breach (share 1.0, an sla_events row
 // "breach", running the actions of the ladder's steps at share 1.0), steps
-// 1..n are the ladder's other steps in order (rows "threshold").  A running clock
-// has its unreached steps pending at their projected instants; a paused or
-// stopped clock has them cancelled (re-armed when it runs again); a step
-// that fired is never touched again.
+// 1..n are the ladder's other steps in order (rows "threshold").  A
+// running clock has its unreached steps pending at their projected
+// instants; a paused or stopped clock has them cancelled (re-armed when it
+// runs again); a step that fired is never touched again.
 //
 // Tick(now) processes the pending timers with due_at <= now in due order,
 // each in its own store transaction: it re-evaluates the clock at now;
@@ -26,11 +26,12 @@
 // paused, policy no longer matching) the timer is moved or cancelled,
 // otherwise it is marked fired and its actions run, all committed
 // together.  Actions that change the state re-arm timers through the hook;
-// Tick goes on until no timer is due.  The unique key (transaction_id,
-// policy, step, cycle) makes a step fire once per SLA cycle, across
-// restarts and after downtime (a step due many times over collapses into
-// one firing).  The SLA clock never restarts (see sla.h: a reopen resumes
-// it), so every timer has cycle 1 for now.
+// Tick goes on until no timer is due.  Timers of a policy the scheduler
+// does not know (not added in this process) are left pending.  The unique
+// key (transaction_id, policy, step, cycle) makes a step fire once per SLA
+// cycle, across restarts and after downtime (a step due many times over
+// collapses into one firing).  The SLA clock never restarts (see sla.h: a
+// reopen resumes it), so every timer has cycle 1 for now.
 //
 // Tables (created with CREATE TABLE IF NOT EXISTS in the engine's SQLite
 // file; with the memory store, in a private in-memory SQLite database that
