@@ -443,7 +443,8 @@ Status CheckAttributes(const Workflow& wf, std::string_view id,
 Engine::Engine(std::unique_ptr<Store> store, ClockFn clock)
     : store_(std::move(store)),
       clock_(std::move(clock)),
-      callbacks_(std::make_unique<Callbacks>()) {
+      callbacks_(std::make_unique<Callbacks>()),
+      numbering_(std::make_unique<Numbering>(store_.get())) {
   callbacks_->impl = dynamic_cast<internal::StoreImpl*>(store_.get());
   callbacks_->in_process = callbacks_->impl != nullptr &&
                            callbacks_->impl->in_process();
@@ -569,7 +570,10 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
                                        ")");
   }
   const Workflow& wf = *r->wf;
-  if (req.id.empty() || !IsValidUtf8(req.id)) {
+  // An empty id asks for the kind's next number, issued below inside the
+  // write transaction (so concurrent writers cannot take the same one).
+  bool numbered = req.id.empty();
+  if (!IsValidUtf8(req.id)) {
     return Status(Code::kInvalidArgument,
                   "kind " + Quote(req.kind) +
                       ": invalid transaction id (expected non-empty UTF-8)");
@@ -585,24 +589,52 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
 
   CRMFLOW_RETURN_IF_ERROR(store_->Begin());
   WriteScope scope(store_.get(), &cb.cache, false);
-  auto existing = store_->LoadVersion(req.id);
+  // Numbering: the counter row is incremented in this transaction, so it
+  // commits or rolls back with the insert; the memory store's counter is
+  // given back by hand unless the create commits.
+  std::string issued;
+  struct NumberScope {
+    Numbering* n = nullptr;
+    ~NumberScope() {
+      if (n != nullptr) n->Discard();
+    }
+  } number_scope;
+  if (numbered) {
+    auto next = numbering_->Next(
+        req.kind, time, [this](const std::string& id) -> StatusOr<bool> {
+          auto v = store_->LoadVersion(id);
+          if (!v.ok()) return v.status();
+          return v->has_value();
+        });
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) {
+      return Status(Code::kInvalidArgument,
+                    "kind " + Quote(req.kind) +
+                        ": invalid transaction id (expected non-empty UTF-8, "
+                        "or a numbering format for the kind)");
+    }
+    issued = std::move(**next);
+    number_scope.n = numbering_.get();
+  }
+  const std::string& id = numbered ? issued : req.id;
+  auto existing = store_->LoadVersion(id);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) {
     return Status(Code::kAlreadyExists,
-                  "transaction " + Quote(req.id) + " already exists");
+                  "transaction " + Quote(id) + " already exists");
   }
   if (!req.source.empty()) {
     auto has = store_->HasSource(req.source);
     if (!has.ok()) return has.status();
     if (*has) {
-      return Status(Code::kAlreadyExists, "transaction " + Quote(req.id) +
+      return Status(Code::kAlreadyExists, "transaction " + Quote(id) +
                                               ": source " +
                                               Quote(req.source) +
                                               " already recorded");
     }
   }
   Transaction txn;
-  txn.id = req.id;
+  txn.id = id;
   txn.kind = req.kind;
   txn.state = wf.StateName(initial);
   txn.customer_id = req.customer_id;
@@ -612,7 +644,7 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
     auto found = store_->LoadTransaction(req.parent_id, &parent);
     if (!found.ok()) return found.status();
     if (!*found) {
-      return Status(Code::kNotFound, "transaction " + Quote(req.id) +
+      return Status(Code::kNotFound, "transaction " + Quote(id) +
                                          ": parent " + Quote(req.parent_id) +
                                          " not found");
     }
@@ -638,6 +670,8 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
   auto seq = store_->AppendHistory(row);
   if (!seq.ok()) return seq.status();
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
+  number_scope.n = nullptr;
+  numbering_->Keep();
   cb.Remember(txn);
   return txn;
 }
@@ -983,6 +1017,24 @@ Status Engine::Rollback() {
   // Cached copies may hold writes being undone.
   callbacks_->cache.clear();
   return store_->Rollback();
+}
+
+Status Engine::SetNumbering(const NumberingSpec& spec) {
+  return numbering_->Define(spec);
+}
+
+StatusOr<std::optional<NumberingSpec>> Engine::GetNumbering(
+    std::string_view kind) {
+  return numbering_->Find(kind);
+}
+
+Status Engine::SetCounter(std::string_view kind, int64_t last,
+                          int64_t period) {
+  return numbering_->SetCounter(kind, last, period);
+}
+
+StatusOr<int64_t> Engine::Counter(std::string_view kind, int64_t period) {
+  return numbering_->Counter(kind, period);
 }
 
 StatusOr<std::vector<KindReport>> Engine::Report() {

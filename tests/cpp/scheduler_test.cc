@@ -517,5 +517,22 @@ TEST_F(SchedulerFileTest, BulkArmAndTickInDueOrder) {
   EXPECT_EQ("A", events[1].transaction_id);
 }
 
+TEST(Scheduler, SyncAllArmsTransactionsStoredBeforeThePolicy) {
+  Desk desk;
+  desk.Create("OLD", "2026-02-02T09:00:00Z");
+  desk.Fire("OLD", "wait", "2026-02-02T10:00:00Z");
+  desk.Fire("OLD", "resume", "2026-02-02T12:00:00Z");
+  ASSERT_TRUE(desk.sched().AddPolicy(Resolution(4)).ok());
+
+  auto before = desk.sched().Timers("OLD").value();
+  int64_t visited = desk.sched().SyncAll().value();
+  auto after = desk.sched().Timers("OLD").value();
+
+  EXPECT_TRUE(before.empty());
+  EXPECT_EQ(1, visited);
+  ASSERT_EQ(1u, after.size());
+  EXPECT_EQ(T("2026-02-02T15:00:00Z"), after[0].due_at);  // 4 h + 2 h pause
+}
+
 }  // namespace
 }  // namespace crmflow

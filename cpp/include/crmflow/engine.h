@@ -45,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crmflow/numbering.h"
 #include "crmflow/status.h"
 #include "crmflow/store.h"
 #include "crmflow/value.h"
@@ -84,7 +85,8 @@ struct EngineOptions {
 
 struct CreateRequest {
   std::string kind;
-  std::string id;           // required, unique across kinds
+  std::string id;           // unique across kinds; "" issues the kind's
+                            // next number (see SetNumbering)
   std::string customer_id;  // optional
   std::string parent_id;    // optional link; its customer is inherited
                             // when customer_id is empty
@@ -245,6 +247,17 @@ class Engine {
   Status Commit();
   Status Rollback();
 
+  // Numbering (numbering.h): Create with an empty id issues the kind's
+  // next number.  SetNumbering saves the format in the store (so another
+  // engine on the same file, or this one reopened, uses it); SetCounter
+  // seeds the last number issued (period: 0, or the year with
+  // yearly_reset); Counter reads it.  Fail with kInvalidArgument (bad
+  // format, zone or number) or kStoreError.
+  Status SetNumbering(const NumberingSpec& spec);
+  StatusOr<std::optional<NumberingSpec>> GetNumbering(std::string_view kind);
+  Status SetCounter(std::string_view kind, int64_t last, int64_t period = 0);
+  StatusOr<int64_t> Counter(std::string_view kind, int64_t period = 0);
+
   // Lifecycle report per registered kind that has transactions.
   StatusOr<std::vector<KindReport>> Report();
 
@@ -259,6 +272,9 @@ class Engine {
   ClockFn clock_;
   std::map<std::string, Workflow, std::less<>> workflows_;
   std::unique_ptr<Callbacks> callbacks_;
+  // Per-kind formats and counters; used by Create only, so the fast path
+  // of Fire is unaffected.
+  std::unique_ptr<Numbering> numbering_;
 };
 
 }  // namespace crmflow
