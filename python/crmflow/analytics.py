@@ -33,7 +33,7 @@ text (convert with pandas after :meth:`EventLog.to_dataframe`); progress
 bars on reads need ``tqdm`` and measure bytes read through
 ``/proc/self/io`` (Linux), elsewhere no bar is shown.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
@@ -1844,7 +1844,7 @@ def what_if(
         NotImplementedError: A scenario sets ``rules`` or ``sla`` (planned:
             business rules and SLA policies will plug in there).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
     a = _scenario(baseline, "baseline")
     b = _scenario(changed, "changed")

@@ -30,7 +30,7 @@ crmflow SQLite file, and write in one SQLite transaction each: call them
 outside an open ``Engine.transaction()`` block, which holds the write
 lock.
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

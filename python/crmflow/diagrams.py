@@ -19,7 +19,7 @@ Example::
     diagrams.dfg_diagram(log.dfg(), log.start_activities(),
                          log.end_activities())
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -1268,7 +1268,7 @@ class Engine(_core.Engine):
         Raises:
             InvalidArgumentError: The engine keeps its data in memory.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         return "sqlite:///" + self._file()
 
@@ -1283,7 +1283,7 @@ class Engine(_core.Engine):
         Raises:
             InvalidArgumentError: The engine keeps its data in memory.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         from crmflow import orm
 
@@ -1295,7 +1295,7 @@ class Engine(_core.Engine):
         attributes (dicts), created_at, updated_at
         (``datetime64[us, UTC]``), merged_into.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         from crmflow import customers as _customers
 
@@ -1358,7 +1358,7 @@ class Engine(_core.Engine):
                 duplicate or existing ids, invalid e-mails or phones; the
                 message names the column and the row (0-based position).
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         from crmflow import customers as _customers
 
@@ -1509,7 +1509,7 @@ class Engine(_core.Engine):
             AlreadyExistsError: An id is taken (nothing is written).
             NotFoundError: Unknown kind.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         if not isinstance(frame, pd.DataFrame):
             message = (

@@ -27,7 +27,7 @@ Example::
         for t in c.transactions:
             print(t.id, t.state, t.attribute("amount"))
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 import datetime

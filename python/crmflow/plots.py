@@ -12,7 +12,7 @@ Example::
     from crmflow import plots
     plots.funnel(log.funnel(["Opened", "Assigned", "Resolved"]))
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Example::
         print(report.counts())
         print(report.problems.head())
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
 
 from __future__ import annotations

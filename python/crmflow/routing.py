@@ -19,14 +19,16 @@ Limitations: member calendars (off-shift) are only available from C++
 for now; rules compare text attributes for equality (use ``condition`` for
 other types).
 
-.. versionadded:: 0.2.0
+.. versionadded:: 0.1.0
 """
+
+from __future__ import annotations
 
 import dataclasses
 import json
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import pandas as pd
+from crmflow import _pandas as pd  # pandas on first use
 
 from crmflow import _core
 

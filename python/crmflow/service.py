@@ -29,6 +29,8 @@ memory store the timer tables are kept outside the engine's transactions.
 .. versionadded:: 0.1.0
 """
 
+from __future__ import annotations
+
 import dataclasses
 import datetime
 import json
@@ -36,7 +38,7 @@ import time as _time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
-import pandas as pd
+from crmflow import _pandas as pd  # pandas on first use
 
 from crmflow import _core
 from crmflow._errors import InvalidArgumentError
