@@ -39,5 +39,6 @@ crmflow::Timestamp crmflow_time_from_python(pybind11::handle value,
 void crmflow_register_analytics(pybind11::module_& m);
 void crmflow_register_service(pybind11::module_& m);
 void crmflow_register_routing(pybind11::module_& m);
+void crmflow_register_rules(pybind11::module_& m);
 
 #endif  // CRMFLOW_BINDINGS_ENGINE_HANDLE_H_

@@ -309,9 +309,8 @@ struct Engine::Callbacks {
   // state.
   static Status Fire(Engine& engine, const FireArgs& args, Transaction* txn,
                      HistoryRow* row, std::string_view* to_state = nullptr);
-  template <typename Ev>
-  static StatusOr<ReplaySummary> Replay(Engine& engine,
-                                        std::span<const Ev> events,
+  template <typename Batch>
+  static StatusOr<ReplaySummary> Replay(Engine& engine, const Batch& events,
                                         const ReplayOptions& options);
 
   // Loads `id` for writing, inside the write transaction: the memory store
@@ -918,22 +917,93 @@ Status Engine::RecordDeviation(const Deviation& deviation) {
   return store_->AppendDeviation(deviation);
 }
 
+namespace {
+
+// The batches Replay reads, behind one interface so that one loop serves
+// them all without converting any to another.
+template <typename Ev>  // ReplayEvent or ReplayEventRef
+class RowBatch {
+ public:
+  explicit RowBatch(std::span<const Ev> events) : events_(events) {}
+  size_t size() const { return events_.size(); }
+  std::string_view id(size_t i) const { return events_[i].transaction_id; }
+  std::string_view event(size_t i) const { return events_[i].event; }
+  Timestamp time(size_t i) const { return events_[i].time; }
+  std::string_view actor(size_t i) const { return events_[i].actor; }
+  std::string_view payload(size_t i) const { return events_[i].payload; }
+  std::string_view source(size_t i) const { return events_[i].source; }
+
+ private:
+  std::span<const Ev> events_;
+};
+
+class ColumnBatch {
+ public:
+  explicit ColumnBatch(const ReplayColumns& c) : c_(c) {}
+  size_t size() const { return c_.ids.size(); }
+  std::string_view id(size_t i) const { return c_.ids[i]; }
+  std::string_view event(size_t i) const { return c_.events[i]; }
+  Timestamp time(size_t i) const { return Timestamp{c_.times[i]}; }
+  std::string_view actor(size_t i) const {
+    return c_.actors.empty() ? std::string_view() : c_.actors[i];
+  }
+  std::string_view payload(size_t i) const {
+    return c_.payloads.empty() ? std::string_view() : c_.payloads[i];
+  }
+  std::string_view source(size_t i) const {
+    return c_.sources.empty() ? std::string_view() : c_.sources[i];
+  }
+
+ private:
+  const ReplayColumns& c_;
+};
+
+// Same text, by pointer first: callers pass a case's repeated id as the
+// same view.
+bool SameText(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         (a.data() == b.data() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
+}  // namespace
+
 StatusOr<ReplaySummary> Engine::Replay(const std::vector<ReplayEvent>& events,
                                        const ReplayOptions& options) {
-  return Callbacks::Replay(*this, std::span<const ReplayEvent>(events),
-                           options);
+  return Callbacks::Replay(
+      *this, RowBatch<ReplayEvent>(std::span<const ReplayEvent>(events)),
+      options);
 }
 
 StatusOr<ReplaySummary> Engine::Replay(std::span<const ReplayEventRef> events,
                                        const ReplayOptions& options) {
-  return Callbacks::Replay(*this, events, options);
+  return Callbacks::Replay(*this, RowBatch<ReplayEventRef>(events), options);
 }
 
-// Ev is ReplayEvent or ReplayEventRef: one loop for both, so neither is
-// converted to the other.
-template <typename Ev>
+StatusOr<ReplaySummary> Engine::Replay(const ReplayColumns& events,
+                                       const ReplayOptions& options) {
+  const size_t n = events.ids.size();
+  auto fits = [n](size_t size, bool optional) {
+    return size == n || (optional && size == 0);
+  };
+  if (!fits(events.events.size(), false) || !fits(events.times.size(), false) ||
+      !fits(events.actors.size(), true) || !fits(events.payloads.size(), true) ||
+      !fits(events.sources.size(), true)) {
+    return Status(Code::kInvalidArgument,
+                  "replay: columns differ in length");
+  }
+  return Callbacks::Replay(*this, ColumnBatch(events), options);
+}
+
+// The loop of every Replay.  On the memory store, an event without source
+// whose transition runs no callback takes the fast path of TryFastFire,
+// inlined here so that what a batch repeats is looked up once: a case's
+// next event (same id as the one before) reuses the record found for the
+// previous one, whose state and version it just wrote.  Anything else
+// goes through Fire, after which nothing cached is trusted (a callback may
+// have fired on the same record).
+template <typename Batch>
 StatusOr<ReplaySummary> Engine::Callbacks::Replay(
-    Engine& engine, std::span<const Ev> events, const ReplayOptions& options) {
+    Engine& engine, const Batch& events, const ReplayOptions& options) {
   Callbacks& cb = *engine.callbacks_;
   auto& store_ = engine.store_;
   ReplaySummary summary;
@@ -956,22 +1026,71 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
     int* n;
     ~Unmark() { --*n; }
   } unmark{&cb.firing};
-  FireResult fast;
+  // Grow the history once for the batch rather than by doubling on the
+  // way (each doubling copies every row and faults in fresh pages).
+  if (cb.in_process) cb.impl->ReserveHistory(events.size());
+  internal::StoreImpl::Hot hot;
+  std::string_view hot_id;  // the id `hot` was found for
+  bool hot_valid = false;
   for (size_t i = 0; i < events.size(); ++i) {
-    const Ev& ev = events[i];
-    int position = counting ? positions[ev.transaction_id]++ : 0;
-    FireArgs args{ev.transaction_id, ev.event, ev.time,  ev.actor,
-                  ev.payload,        std::nullopt, ev.source};
-    if (!ev.source.empty()) {
-      auto has = store_->HasSource(ev.source);
+    const std::string_view id = events.id(i);
+    const std::string_view source = events.source(i);
+    int position = counting ? positions[id]++ : 0;
+    if (!source.empty()) {
+      auto has = store_->HasSource(source);
       if (!has.ok()) return has.status();
       if (*has) {
         ++summary.skipped;
         continue;
       }
     }
+    const std::string_view event = events.event(i);
+    const Timestamp time = events.time(i);
+    const std::string_view actor = events.actor(i);
+    const std::string_view payload = events.payload(i);
+    bool done = false;
+    if (cb.in_process && source.empty()) {
+      if (!hot_valid || !SameText(id, hot_id)) {
+        hot_valid = cb.impl->FindHot(id, &hot);
+        hot_id = id;
+      }
+      const Resolved* r =
+          hot_valid ? cb.ResolveHot(engine, hot.kind) : nullptr;
+      const Edge* edge = nullptr;
+      if (r != nullptr && hot.state < r->state_of_name.size()) {
+        int state = r->state_of_name[hot.state];
+        if (state != Workflow::kNoId) {
+          for (const Edge& candidate : r->edges[state]) {
+            if (SameText(candidate.event, event)) {
+              edge = &candidate;
+              break;
+            }
+          }
+        }
+      }
+      if (edge != nullptr && edge->simple &&
+          (actor.empty() || IsValidUtf8(actor)) &&
+          (payload.empty() || IsValidUtf8(payload))) {
+        const Workflow::Transition& t = *edge->first;
+        internal::StoreImpl::HotTransition write;
+        write.to_state = edge->store_to;
+        write.event = edge->store_event;
+        write.time = time;
+        write.external = !t.internal;
+        write.internal = t.internal;
+        write.workflow_version = r->wf->version();
+        write.actor = actor;
+        write.payload = payload;
+        cb.impl->ApplyHot(hot, write);
+        hot.state = edge->store_to;
+        ++hot.version;
+        done = true;
+      }
+    }
     Status st;
-    if (!cb.TryFastFire(engine, args, &fast)) {
+    if (!done) {
+      hot_valid = false;
+      FireArgs args{id, event, time, actor, payload, std::nullopt, source};
       st = Callbacks::Fire(engine, args, &txn, &row);
     }
     if (st.ok()) {
@@ -980,19 +1099,19 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
                (st.code() == Code::kNotAllowed ||
                 st.code() == Code::kGuardRefused)) {
       if (!counting) {
-        for (size_t j = 0; j < i; ++j) ++positions[events[j].transaction_id];
-        position = positions[ev.transaction_id]++;
+        for (size_t j = 0; j < i; ++j) ++positions[events.id(j)];
+        position = positions[id]++;
         counting = true;
       }
       Deviation d;
-      d.transaction_id = ev.transaction_id;
+      d.transaction_id = id;
       d.kind = txn.kind;
       d.position = position;
       d.state = txn.state;
-      d.event = ev.event;
-      d.time = ev.time;
+      d.event = event;
+      d.time = time;
       d.reason = st.message();
-      d.source = ev.source;
+      d.source = source;
       CRMFLOW_RETURN_IF_ERROR(store_->AppendDeviation(d));
       ++summary.deviations;
     } else {

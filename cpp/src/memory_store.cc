@@ -12,7 +12,11 @@
 //   - history rows are 40-byte structs (payloads and sources, rare, are
 //     kept aside).
 // Nested Begin/Rollback work through an undo log of small entries; writes
-// outside Begin apply immediately and are not logged.
+// outside Begin apply immediately and are not logged.  History rows are
+// append-only, so a rollback truncates them to their count at Begin rather
+// than logging each one, and the id-based path (ApplyHot) logs a record's
+// state only at its first change in each Begin level: replaying six events
+// on one record then logs one entry instead of six.
 
 #include <algorithm>
 #include <cstring>
@@ -225,6 +229,10 @@ struct Record {
   uint32_t kind = 0;
   uint32_t state = 0;
   int32_t workflow_version = 0;
+  // The Begin level (MemoryStore::epoch_) whose undo log already holds
+  // this record's state from before its first change in that level; fits
+  // in what was padding.
+  uint32_t logged = 0;
 };
 
 struct Row {
@@ -246,11 +254,9 @@ struct Undo {
     kInsert,       // pop the last record
     kUpdateState,  // restore state/version/times of `index`
     kUpdateFull,   // restore `index` from saved_records_.back()
-    kHistory,      // pop the last row
     kDeviation,    // pop the last deviation
     kImport,       // pop the last import
     kWorkflow,     // restore from saved_workflows_.back()
-    kTransition,   // kHistory, then kUpdateState (one entry for ApplyHot)
   };
   Kind kind;
   uint32_t index = 0;
@@ -270,7 +276,13 @@ class MemoryStore final : public internal::StoreImpl {
   bool in_process() const override { return true; }
 
   Status Begin() override {
-    marks_.push_back(log_.size());
+    if (++epoch_ == 0) {
+      // Wrapped after 2^32 Begins: forget every record's level so that no
+      // stale one can match a new level (records then log again once).
+      for (Record& r : records_) r.logged = 0;
+      epoch_ = 1;
+    }
+    marks_.push_back(Mark{log_.size(), rows_.size(), epoch_});
     return Status::Ok();
   }
 
@@ -292,12 +304,13 @@ class MemoryStore final : public internal::StoreImpl {
       return Status(Code::kStoreError,
                     "memory store: rollback without begin");
     }
-    size_t mark = marks_.back();
+    Mark mark = marks_.back();
     marks_.pop_back();
-    while (log_.size() > mark) {
+    while (log_.size() > mark.log) {
       UndoOne(log_.back());
       log_.pop_back();
     }
+    TruncateRows(mark.rows);
     return Status::Ok();
   }
 
@@ -403,13 +416,18 @@ class MemoryStore final : public internal::StoreImpl {
   }
 
   bool FindHot(std::string_view id, Hot* out) override {
-    const Record* rec = Find(id);
+    Record* rec = Find(id);
     if (rec == nullptr) return false;
     out->index = last_;
+    out->record = rec;
     out->kind = rec->kind;
     out->state = rec->state;
     out->version = rec->version;
     return true;
+  }
+
+  void ReserveHistory(size_t n) override {
+    if (rows_.capacity() - rows_.size() < n) rows_.reserve(rows_.size() + n);
   }
 
   uint32_t InternName(std::string_view name) override {
@@ -419,17 +437,25 @@ class MemoryStore final : public internal::StoreImpl {
   int64_t ApplyHot(const Hot& hot, const HotTransition& t) override {
     // Everything that may throw comes first, so a failure changes nothing
     // a reader can see (interned names and capacity are invisible).
-    uint32_t actor = actor_names_.Intern(t.actor);
-    if (!marks_.empty()) Reserve(&log_, 1);
+    uint32_t actor = t.actor.empty() ? 0 : actor_names_.Intern(t.actor);
+    Record& rec = hot.record != nullptr ? *static_cast<Record*>(hot.record)
+                                        : records_[hot.index];
+    // The innermost level's number, not epoch_: after a nested Commit or
+    // Rollback the record must log again for the enclosing level.
+    const uint32_t level = marks_.empty() ? 0 : marks_.back().epoch;
+    const bool log = level != 0 && rec.logged != level;
+    if (log) Reserve(&log_, 1);
     Reserve(&rows_, 1);
     uint32_t payload = 0;
     if (!t.payload.empty()) {
       payload = static_cast<uint32_t>(payloads_.size());
       payloads_.emplace_back(t.payload);
     }
-    Record& rec = records_[hot.index];
-    Log(Undo{Undo::kTransition, hot.index, rec.state, rec.version,
-             rec.updated, rec.entered});
+    if (log) {
+      log_.push_back(Undo{Undo::kUpdateState, hot.index, rec.state,
+                          rec.version, rec.updated, rec.entered});
+      rec.logged = level;
+    }
     Row r;
     r.time = t.time.micros;
     r.txn = hot.index;
@@ -584,13 +610,13 @@ class MemoryStore final : public internal::StoreImpl {
   // Finds a record, remembering the last hit: the engine loads and then
   // writes the same transaction, so the second lookup skips the hash.
   Record* Find(std::string_view id) {
-    if (last_ < records_.size() && records_[last_].id == id) {
-      return &records_[last_];
-    }
+    // By pointer: indexing the deque costs more than the compare.
+    if (last_rec_ != nullptr && last_rec_->id == id) return last_rec_;
     uint32_t i = FindIndex(id);
     if (i == IdIndex::kNone) return nullptr;
     last_ = i;
-    return &records_[i];
+    last_rec_ = &records_[i];
+    return last_rec_;
   }
 
   uint32_t FindIndex(std::string_view id) const {
@@ -655,7 +681,6 @@ class MemoryStore final : public internal::StoreImpl {
     r.workflow_version = row.workflow_version;
     r.internal = row.internal;
     rows_.push_back(r);
-    Log(Undo{Undo::kHistory});
     return static_cast<int64_t>(rows_.size());
   }
 
@@ -676,18 +701,27 @@ class MemoryStore final : public internal::StoreImpl {
     return h;
   }
 
+  // Drops the rows after the first `n`, with their payloads and sources.
+  void TruncateRows(size_t n) {
+    while (rows_.size() > n) {
+      const Row& r = rows_.back();
+      if (r.source != 0) {
+        source_set_.erase(sources_.back());
+        sources_.pop_back();
+      }
+      if (r.payload != 0) payloads_.pop_back();
+      rows_.pop_back();
+    }
+  }
+
   void UndoOne(const Undo& u) {
     switch (u.kind) {
-      case Undo::kTransition:
-        UndoOne(Undo{Undo::kHistory});
-        UndoOne(Undo{Undo::kUpdateState, u.index, u.state, u.version,
-                     u.updated, u.entered});
-        break;
       case Undo::kInsert:
         index_.Erase(Hash32(records_.back().id),
                      static_cast<uint32_t>(records_.size() - 1));
         records_.pop_back();
         last_ = UINT32_MAX;
+        last_rec_ = nullptr;
         break;
       case Undo::kUpdateState: {
         Record& rec = records_[u.index];
@@ -708,16 +742,6 @@ class MemoryStore final : public internal::StoreImpl {
         rec.updated = old.updated;
         rec.entered = old.entered;
         saved_records_.pop_back();
-        break;
-      }
-      case Undo::kHistory: {
-        const Row& r = rows_.back();
-        if (r.source != 0) {
-          source_set_.erase(sources_.back());
-          sources_.pop_back();
-        }
-        if (r.payload != 0) payloads_.pop_back();
-        rows_.pop_back();
         break;
       }
       case Undo::kDeviation:
@@ -834,6 +858,7 @@ class MemoryStore final : public internal::StoreImpl {
   std::deque<Record> records_;
   IdIndex index_;
   uint32_t last_ = UINT32_MAX;
+  Record* last_rec_ = nullptr;  // &records_[last_]
   std::vector<Row> rows_;
   std::vector<std::string> payloads_;
   std::vector<std::string> sources_;
@@ -842,7 +867,15 @@ class MemoryStore final : public internal::StoreImpl {
   std::vector<ImportRecord> imports_;
   std::map<std::pair<std::string, int>, std::string> workflows_;
 
-  std::vector<size_t> marks_;
+  // One per open Begin: the log and row counts to roll back to, and the
+  // level's number (see Record::logged).
+  struct Mark {
+    size_t log;
+    size_t rows;
+    uint32_t epoch;
+  };
+  std::vector<Mark> marks_;
+  uint32_t epoch_ = 0;  // the last level number issued; only grows
   std::vector<Undo> log_;
   std::vector<Record> saved_records_;
   std::vector<std::pair<std::pair<std::string, int>,

@@ -15,6 +15,7 @@
 #ifndef CRMFLOW_SRC_STORE_INTERNAL_H_
 #define CRMFLOW_SRC_STORE_INTERNAL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -43,6 +44,7 @@ class StoreImpl : public Store {
   // InternName.  `index` is valid until the next insert or rollback.
   struct Hot {
     uint32_t index = 0;
+    void* record = nullptr;  // the store's own record, same validity
     uint32_t kind = 0;
     uint32_t state = 0;
     int64_t version = 0;
@@ -70,6 +72,10 @@ class StoreImpl : public Store {
     (void)name;
     return 0;
   }
+  // Makes room for `n` more history rows, so that a batch of that many
+  // transitions grows the history once instead of copying it as it
+  // doubles.  A hint: may do nothing.
+  virtual void ReserveHistory(size_t n) { (void)n; }
   // Writes the transition (state, version + 1, updated_at, entered_at when
   // external) and its history row, logged for Rollback inside Begin; `hot`
   // must come from FindHot with nothing written since.  Returns the row's

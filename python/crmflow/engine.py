@@ -629,7 +629,7 @@ class Engine(_core.Engine):
     def create(  # type: ignore[override]
         self,
         kind: str,
-        id: str,
+        id: Optional[str] = None,
         *,
         customer: Optional[str] = None,
         parent: Optional[str] = None,
@@ -642,7 +642,8 @@ class Engine(_core.Engine):
 
         Args:
             kind: A registered kind.
-            id: The new id, unique across kinds.
+            id: The new id, unique across kinds; None issues the kind's
+                next number (see :meth:`set_numbering`).
             customer: The customer id; inherited from ``parent`` when None.
             parent: The id of a linked transaction.
             attributes: Values of declared attributes.
@@ -658,12 +659,13 @@ class Engine(_core.Engine):
             InvalidArgumentError: A bad argument or attribute.
         """
         _check_str(kind, "kind")
-        _check_str(id, "id")
+        if id is not None:
+            _check_str(id, "id")
         if attributes is not None and not isinstance(attributes, dict):
             raise InvalidArgumentError("attributes must be a dict")
         txn = super().create(
             kind,
-            id,
+            "" if id is None else id,
             customer_id=_opt_str(customer, "customer"),
             parent_id=_opt_str(parent, "parent"),
             attributes=attributes,
@@ -671,6 +673,88 @@ class Engine(_core.Engine):
             actor=_opt_str(actor, "actor"),
         )
         return Transaction._from_core(txn)
+
+    # Numbering.
+
+    def set_numbering(
+        self,
+        kind: str,
+        format: str,
+        *,
+        yearly_reset: bool = False,
+        zone: str = "UTC",
+    ) -> None:
+        """
+        Gives ``kind`` human-readable numbers: ``create(kind)`` without an
+        id issues the next one as the id.
+
+        The format is saved in the store, so every engine on the same
+        file (a notebook, a script, the CLI) and this one reopened use
+        it.  Numbers come from an integer counter incremented in the
+        same SQLite transaction as the create, so they are unique and
+        gap-free under concurrent writers and survive restarts.
+
+        Args:
+            kind: The kind.
+            format: Literal text with fields ``{n}`` (the number),
+                ``{n:0W}`` (zero-padded to at least W digits: a wider
+                number is written in full), ``{year}``, ``{yy}``,
+                ``{month}``, ``{day}``; ``{{`` and ``}}`` are braces.
+                Examples: ``"SO-{year}-{n:06}"``, ``"CASE-{n:04}"``.
+            yearly_reset: Start at 1 again each calendar year in
+                ``zone``.
+            zone: IANA zone of the date fields and the reset.
+
+        Raises:
+            InvalidArgumentError: A bad format or zone.
+
+        .. versionadded:: 0.1.0
+        """
+        _check_str(kind, "kind")
+        _check_str(format, "format")
+        _check_str(zone, "zone")
+        _core.numbering_set(self, kind, format, bool(yearly_reset), zone)
+
+    def numbering(self, kind: str) -> Optional[Dict[str, Any]]:
+        """
+        Returns the numbering of ``kind`` as a dict with ``kind``,
+        ``format``, ``yearly_reset`` and ``zone``, or None.
+
+        .. versionadded:: 0.1.0
+        """
+        _check_str(kind, "kind")
+        return _core.numbering_get(self, kind)
+
+    def set_counter(
+        self, kind: str, last: int, *, year: Optional[int] = None
+    ) -> None:
+        """
+        Seeds the last number issued for ``kind`` (e.g. after a legacy
+        import): the next ``create`` issues ``last + 1``.
+
+        Args:
+            kind: The kind.
+            last: The last number issued, 0 or more.
+            year: The year's counter, for a numbering with yearly reset.
+
+        Raises:
+            InvalidArgumentError: A negative number.
+
+        .. versionadded:: 0.1.0
+        """
+        _check_str(kind, "kind")
+        if not isinstance(last, int) or isinstance(last, bool):
+            raise InvalidArgumentError("last must be an int")
+        _core.numbering_set_counter(self, kind, last, year or 0)
+
+    def counter(self, kind: str, *, year: Optional[int] = None) -> int:
+        """
+        Returns the last number issued for ``kind`` (0 when none).
+
+        .. versionadded:: 0.1.0
+        """
+        _check_str(kind, "kind")
+        return _core.numbering_counter(self, kind, year or 0)
 
     def get(self, id: str) -> Transaction:  # type: ignore[override]
         """

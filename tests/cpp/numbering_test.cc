@@ -153,7 +153,7 @@ TEST(Numbering, YearlyResetUsesTheZone) {
   ASSERT_TRUE(engine->SetCounter("case", 41, 2026).ok());
 
   EXPECT_EQ("SO-2027-000001", CreateNumbered(*engine));
-  EXPECT_EQ(0, engine->Counter("case", 2026).value() - 41);
+  EXPECT_EQ(41, engine->Counter("case", 2026).value());
   EXPECT_EQ(1, engine->Counter("case", 2027).value());
 }
 

@@ -141,6 +141,23 @@ struct ReplayEventRef {
   std::string_view source;
 };
 
+// The same as columns, for callers that hold each field as an array (the
+// Python binding, numpy or Arrow data): event i is (ids[i], events[i],
+// times[i], ...).  ids, events and times have one entry per event; an empty
+// actors, payloads or sources span means "" for every event, otherwise it
+// has one entry per event too.  Views must stay valid until Replay returns.
+// Costs 40 bytes per event instead of ReplayEventRef's 104, and repeated
+// texts are best passed as the same view (same pointer): the engine then
+// recognises a case's next event without comparing its id.
+struct ReplayColumns {
+  std::span<const std::string_view> ids;
+  std::span<const std::string_view> events;
+  std::span<const int64_t> times;  // Timestamp::micros
+  std::span<const std::string_view> actors;
+  std::span<const std::string_view> payloads;
+  std::span<const std::string_view> sources;
+};
+
 struct ReplayOptions {
   // Commit after this many events; 0 = one transaction for the whole batch.
   int64_t commit_every = 0;
@@ -239,6 +256,9 @@ class Engine {
   StatusOr<ReplaySummary> Replay(const std::vector<ReplayEvent>& events,
                                  const ReplayOptions& options);
   StatusOr<ReplaySummary> Replay(std::span<const ReplayEventRef> events,
+                                 const ReplayOptions& options);
+  // Fails with kInvalidArgument when the columns differ in length.
+  StatusOr<ReplaySummary> Replay(const ReplayColumns& events,
                                  const ReplayOptions& options);
 
   // Explicit outer transaction: everything between Begin and Commit is one
