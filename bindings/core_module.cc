@@ -40,6 +40,10 @@ struct Globals {
   py::object error_base;      // crmflow._errors.Error
   py::object decimal_cls;     // decimal.Decimal
   py::object json_dumps;      // json.dumps
+  py::object json_loads;      // json.loads
+  py::object format;          // builtins.format
+  py::object payload_default;  // crmflow._json.default
+  py::object payload_constant;  // crmflow._json.parse_constant
   py::object utc;             // datetime.timezone.utc
 };
 Globals* globals = nullptr;
@@ -105,6 +109,11 @@ py::object DatetimeFromTimestamp(Timestamp t) {
   return py::reinterpret_steal<py::object>(dt);
 }
 
+// The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, the
+// range every stored time must stay in (its text form is fixed-width).
+constexpr int64_t kMinMicros = -62135596800LL * 1000000;
+constexpr int64_t kMaxMicros = 253402300800LL * 1000000 - 1;
+
 // Converts a Python time argument: int microseconds UTC, aware datetime, or
 // naive datetime read in `zone`.  `what` names the argument in errors.
 Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
@@ -112,9 +121,12 @@ Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
   if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
-    if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+    if (overflow != 0 || (v == -1 && PyErr_Occurred()) || v < kMinMicros ||
+        v > kMaxMicros) {
       PyErr_Clear();
-      ThrowInvalid(std::string(what) + ": integer time out of range");
+      ThrowInvalid(std::string(what) + ": integer time out of range "
+                   "(expected microseconds between 0001-01-01 and "
+                   "9999-12-31)");
     }
     return Timestamp{v};
   }
@@ -143,7 +155,12 @@ Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
                  PyDateTime_DELTA_GET_SECONDS(offset.ptr())) *
                     1000000 +
                 PyDateTime_DELTA_GET_MICROSECONDS(offset.ptr());
-  return Timestamp{r.value().micros - off};
+  const int64_t micros = r.value().micros - off;
+  if (micros < kMinMicros || micros > kMaxMicros) {
+    ThrowInvalid(std::string(what) + ": time out of range in UTC "
+                 "(expected 0001-01-01 to 9999-12-31)");
+  }
+  return Timestamp{micros};
 }
 
 std::optional<Timestamp> OptionalTime(py::handle obj, const TimeZone& zone,
@@ -211,7 +228,9 @@ Value ValueFromPython(py::handle obj, const TimeZone& zone,
                  "money or int)");
   }
   if (py::isinstance(obj, globals->decimal_cls)) {
-    std::string text = py::str(obj);
+    // format(d, "f") writes 1E-7 as 0.0000001 and 1E+2 as 100, which the
+    // core's parser reads; str() would keep the exponent.
+    std::string text = py::str(globals->format(obj, "f"));
     auto d = Decimal::Parse(text);
     if (!d.ok()) {
       ThrowInvalid("attribute \"" + name + "\": decimal " + text +
@@ -276,10 +295,53 @@ std::string TextArg(py::handle obj, const char* what) {
 // A payload argument: str stored verbatim, anything else as JSON.
 std::string PayloadArg(py::handle obj) {
   if (obj.is_none()) return std::string();
-  if (PyUnicode_Check(obj.ptr())) return TextArg(obj, "payload");
-  py::object text =
-      globals->json_dumps(obj, py::arg("ensure_ascii") = false);
+  if (PyUnicode_Check(obj.ptr())) {
+    std::string text = TextArg(obj, "payload");
+    if (text.empty()) return text;
+    // Stored payloads must stay readable by SQLite's JSON functions.
+    try {
+      globals->json_loads(obj, py::arg("parse_constant") =
+                                   globals->payload_constant);
+    } catch (py::error_already_set& e) {
+      std::string why = py::str(e.value());
+      ThrowInvalid("payload: not valid JSON (" + why + ")");
+    }
+    return text;
+  }
+  py::object text;
+  try {
+    text = globals->json_dumps(obj, py::arg("ensure_ascii") = false,
+                               py::arg("allow_nan") = false,
+                               py::arg("default") = globals->payload_default);
+  } catch (py::error_already_set& e) {
+    std::string why = py::str(e.value());
+    ThrowInvalid("payload: cannot be written as JSON (" + why + ")");
+  }
   return TextArg(text, "payload");
+}
+
+// How many Python callbacks (guards, hooks, actions, clocks) are running
+// now, on any engine; guarded by the GIL.  Closing an engine, registering a
+// workflow or steering its transaction from inside one would pull state
+// from under the call that is running, so those are refused meanwhile.
+int callback_depth = 0;
+
+// Counts one running callback for its lifetime.  Construct it with the GIL
+// held.
+class CallbackScope {
+ public:
+  CallbackScope() { ++callback_depth; }
+  ~CallbackScope() { --callback_depth; }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+};
+
+// Refuses `what` while a callback runs.
+void RefuseInsideCallback(const char* what) {
+  if (callback_depth > 0) {
+    ThrowInvalid(std::string(what) +
+                 " cannot be called from inside a guard, hook or action");
+  }
 }
 
 // Keeps a Python callable alive for as long as the engine holds any copy of
@@ -339,6 +401,9 @@ class PyEngine {
  public:
   PyEngine(const std::string& path, py::object clock, const std::string& zone)
       : path_(path) {
+    if (path.find('\0') != std::string::npos) {
+      ThrowInvalid("path contains a NUL character");
+    }
     zone_ = Take(TimeZone::Load(zone));
     EngineOptions options;
     options.path = path;
@@ -347,6 +412,7 @@ class PyEngine {
       TimeZone tz = zone_;
       options.clock = [held, tz]() {
         py::gil_scoped_acquire gil;
+        CallbackScope scope;
         py::object r = (*held)();
         return TimestampFromPython(r, tz, "clock()");
       };
@@ -374,6 +440,7 @@ class PyEngine {
 
   void Close() {
     if (!engine_) return;
+    RefuseInsideCallback("close()");
     engine_->ClearCallbacks();
     MaybeRelease nogil(release_);
     engine_.reset();
@@ -927,7 +994,10 @@ std::vector<int64_t> TimeColumn(py::handle times, size_t n,
       // The common case, without TimestampFromPython's checks.
       int overflow = 0;
       long long v = PyLong_AsLongLongAndOverflow(t, &overflow);
-      if (overflow != 0) ThrowInvalid("times: integer time out of range");
+      if (overflow != 0 || v < kMinMicros || v > kMaxMicros) {
+        ThrowInvalid("times: integer time out of range (expected "
+                     "microseconds between 0001-01-01 and 9999-12-31)");
+      }
       out[i] = v;
     } else {
       out[i] = TimestampFromPython(t, zone, "times").micros;
@@ -982,6 +1052,11 @@ PYBIND11_MODULE(_core, m) {
   globals->error_base = errors.attr("Error");
   globals->decimal_cls = py::module_::import("decimal").attr("Decimal");
   globals->json_dumps = py::module_::import("json").attr("dumps");
+  globals->json_loads = py::module_::import("json").attr("loads");
+  globals->format = py::module_::import("builtins").attr("format");
+  py::module_ json_rules = py::module_::import("crmflow._json");
+  globals->payload_default = json_rules.attr("default");
+  globals->payload_constant = json_rules.attr("parse_constant");
   globals->utc = py::module_::import("datetime").attr("timezone").attr("utc");
 
   py::class_<Workflow>(m, "Workflow")
@@ -1137,6 +1212,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "register",
           [](PyEngine& e, const Workflow& wf, const std::string& definition) {
+            RefuseInsideCallback("register()");
             Engine& engine = e.engine();
             Status st;
             {
@@ -1169,18 +1245,24 @@ PYBIND11_MODULE(_core, m) {
            [](PyEngine& e, const std::string& name, py::object fn) {
              auto held = Hold(std::move(fn));
              e.engine().RegisterGuard(
-                 name, [held](const CallContext& c, std::string* reason) {
+                 name, [held, name](const CallContext& c,
+                                    std::string* reason) {
                    py::gil_scoped_acquire gil;
+                   CallbackScope scope;
                    py::object r = (*held)(Snapshot(c));
                    if (py::isinstance<py::tuple>(r)) {
                      py::tuple t = r;
-                     if (t.size() == 2) {
-                       bool ok = py::bool_(t[0]);
-                       if (!ok && reason != nullptr && !t[1].is_none()) {
-                         *reason = py::str(t[1]);
-                       }
-                       return ok;
+                     if (t.size() == 0 || t.size() > 2) {
+                       ThrowInvalid("guard \"" + name + "\" returned a "
+                                    "tuple of " + std::to_string(t.size()) +
+                                    " (expected (allowed, reason))");
                      }
+                     bool ok = py::bool_(t[0]);
+                     if (!ok && reason != nullptr && t.size() == 2 &&
+                         !t[1].is_none()) {
+                       *reason = TextArg(py::str(t[1]), "guard reason");
+                     }
+                     return ok;
                    }
                    return static_cast<bool>(py::bool_(r));
                  });
@@ -1190,6 +1272,7 @@ PYBIND11_MODULE(_core, m) {
              auto held = Hold(std::move(fn));
              e.engine().RegisterAction(name, [held](const CallContext& c) {
                py::gil_scoped_acquire gil;
+               CallbackScope scope;
                (*held)(Snapshot(c));
              });
            })
@@ -1199,6 +1282,7 @@ PYBIND11_MODULE(_core, m) {
              auto held = Hold(std::move(fn));
              e.engine().OnEnter(kind, state, [held](const CallContext& c) {
                py::gil_scoped_acquire gil;
+               CallbackScope scope;
                (*held)(Snapshot(c));
              });
            })
@@ -1208,6 +1292,7 @@ PYBIND11_MODULE(_core, m) {
              auto held = Hold(std::move(fn));
              e.engine().OnExit(kind, state, [held](const CallContext& c) {
                py::gil_scoped_acquire gil;
+               CallbackScope scope;
                (*held)(Snapshot(c));
              });
            })
@@ -1398,9 +1483,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("actors") = py::none(), py::arg("payloads") = py::none(),
           py::arg("sources") = py::none(), py::arg("commit_every") = 0,
           py::arg("record_deviations") = true)
-      .def("begin", [](PyEngine& e) { Check(e.engine().Begin()); })
+      .def("begin",
+           [](PyEngine& e) {
+             RefuseInsideCallback("begin()");
+             Check(e.engine().Begin());
+           })
       .def("commit",
            [](PyEngine& e) {
+             RefuseInsideCallback("commit()");
              Engine& engine = e.engine();
              Status st;
              {
@@ -1409,7 +1499,11 @@ PYBIND11_MODULE(_core, m) {
              }
              Check(st);
            })
-      .def("rollback", [](PyEngine& e) { Check(e.engine().Rollback()); })
+      .def("rollback",
+           [](PyEngine& e) {
+             RefuseInsideCallback("rollback()");
+             Check(e.engine().Rollback());
+           })
       .def("report",
            [](PyEngine& e) {
              Engine& engine = e.engine();
