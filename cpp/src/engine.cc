@@ -120,6 +120,10 @@ struct Engine::Callbacks {
     uint32_t store_kind = 0;
     std::vector<int> state_of_name;
     std::vector<std::vector<Edge>> edges;
+    // Expression guards ("expr: ...") compiled for this kind, and whether
+    // it has enabled rules (both keep the fast path off).
+    std::vector<std::unique_ptr<GuardFn>> expr_guards;
+    bool has_rules = false;
   };
 
   std::map<std::string, GuardFn, std::less<>> guards;
@@ -188,6 +192,19 @@ struct Engine::Callbacks {
           ResolvedTransition rt;
           for (const std::string& g : t.guards) {
             auto it = guards.find(g);
+            if (it == guards.end() && IsExpressionGuard(g)) {
+              // Checked by Register, so it parses.
+              auto e = ParseExpressionGuard(g, wf);
+              if (e.ok()) {
+                r.expr_guards.push_back(std::make_unique<GuardFn>(
+                    [cond = std::move(*e)](const CallContext& ctx,
+                                           std::string* reason) {
+                      return CheckExpressionGuard(cond, ctx.txn, reason);
+                    }));
+                rt.guards.push_back({&g, r.expr_guards.back().get()});
+                continue;
+              }
+            }
             rt.guards.push_back(
                 {&g, it == guards.end() ? nullptr : &it->second});
           }
@@ -198,6 +215,7 @@ struct Engine::Callbacks {
           }
           r.transitions.push_back(std::move(rt));
         }
+        r.has_rules = e.rules_->HasRules(name);
         if (in_process) BuildFastTables(&r);
         resolved.emplace(name, std::move(r));
       }
@@ -230,7 +248,8 @@ struct Engine::Callbacks {
       const Workflow::Transition* first = wf.Candidates(t.source, t.event)[0];
       bool hooks = !first->internal && (!r->exit[t.source].empty() ||
                                         !r->enter[first->target].empty());
-      bool simple = first->guards.empty() && first->actions.empty() &&
+      bool simple = !r->has_rules && first->guards.empty() &&
+                    first->actions.empty() &&
                     !hooks && IsValidUtf8(event);
       out.push_back(Edge{event, first, simple, ids[first->target],
                          impl->InternName(event)});
@@ -443,7 +462,10 @@ Engine::Engine(std::unique_ptr<Store> store, ClockFn clock)
     : store_(std::move(store)),
       clock_(std::move(clock)),
       callbacks_(std::make_unique<Callbacks>()),
-      numbering_(std::make_unique<Numbering>(store_.get())) {
+      numbering_(std::make_unique<Numbering>(store_.get())),
+      rules_(std::make_unique<RuleSet>(this, store_.get(), [this] {
+        callbacks_->Invalidate();
+      })) {
   callbacks_->impl = dynamic_cast<internal::StoreImpl*>(store_.get());
   callbacks_->in_process = callbacks_->impl != nullptr &&
                            callbacks_->impl->in_process();
@@ -469,7 +491,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
     store = std::move(*opened);
   }
   ClockFn clock = options.clock ? std::move(options.clock) : SystemNow;
-  return std::unique_ptr<Engine>(new Engine(std::move(store), clock));
+  std::unique_ptr<Engine> engine(new Engine(std::move(store), clock));
+  // The stored rules apply from the first call on.
+  CRMFLOW_RETURN_IF_ERROR(engine->rules_->Reload());
+  return engine;
 }
 
 Timestamp Engine::Now() const { return clock_(); }
@@ -487,6 +512,18 @@ Status Engine::Register(Workflow workflow, std::string definition) {
     }
     if (!problems.empty()) problems += "; ";
     problems += p.message;
+  }
+  // Expression guards ("expr: amount <= 1000") must parse against the
+  // declared attributes.
+  for (const Workflow::Transition& t : workflow.transitions()) {
+    for (const std::string& g : t.guards) {
+      if (!IsExpressionGuard(g)) continue;
+      auto e = ParseExpressionGuard(g, workflow);
+      if (!e.ok()) {
+        if (!problems.empty()) problems += "; ";
+        problems += e.status().message();
+      }
+    }
   }
   if (!problems.empty()) return Status(Code::kValidationError, problems);
   auto it = workflows_.find(workflow.name());
@@ -510,6 +547,7 @@ Status Engine::Register(Workflow workflow, std::string definition) {
   } else {
     workflows_.emplace(std::move(name), std::move(workflow));
   }
+  rules_->Invalidate();  // rules compile against the workflow
   callbacks_->Invalidate();
   return Status::Ok();
 }
@@ -668,6 +706,9 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
   row.source = req.source;
   auto seq = store_->AppendHistory(row);
   if (!seq.ok()) return seq.status();
+  // Rules on "created" run in this transaction: their failure undoes the
+  // create.
+  CRMFLOW_RETURN_IF_ERROR(rules_->AfterCreate(txn, time));
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   number_scope.n = nullptr;
   numbering_->Keep();
@@ -811,6 +852,10 @@ Status Engine::Callbacks::Fire(Engine& engine, const FireArgs& args,
     if (!seq.ok()) return seq.status();
     row.seq = *seq;
   }
+  // Rules (left, event, entered) run in this transaction, after the write,
+  // so a failing rule rolls the transition back with all its effects.
+  CRMFLOW_RETURN_IF_ERROR(engine.rules_->AfterFire(
+      txn, args.event, row.from_state, external, time));
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   cb.Remember(txn);
   if (to_state_out != nullptr) *to_state_out = to_state;
@@ -879,10 +924,17 @@ StatusOr<Transaction> Engine::SetAttributes(std::string_view id,
   Attributes merged = txn.attributes;
   for (const auto& [name, v] : attributes) SetAttribute(merged, name, v);
   CRMFLOW_RETURN_IF_ERROR(CheckAttributes(*wf, id, attributes, merged));
+  // Rules on "changed" compare with the values before; copy only then.
+  std::optional<Transaction> before;
+  if (rules_->HasRules(txn.kind)) before = txn;
   txn.attributes = std::move(merged);
   txn.version = expected_version + 1;
   txn.updated_at = clock_();
   CRMFLOW_RETURN_IF_ERROR(store_->UpdateTransaction(txn, expected_version));
+  if (before) {
+    CRMFLOW_RETURN_IF_ERROR(
+        rules_->AfterSetAttributes(*before, txn, txn.updated_at));
+  }
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   cb.Remember(txn);
   return txn;
@@ -1032,6 +1084,19 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
   internal::StoreImpl::Hot hot;
   std::string_view hot_id;  // the id `hot` was found for
   bool hot_valid = false;
+  // The edges found so far, by the event view's address and the state:
+  // a batch's event column repeats a few views, and a hit saves the
+  // search and its string compares.  Cleared with `hot` (a callback may
+  // register a workflow, which rebuilds the tables the edges live in).
+  struct EdgeHit {
+    const char* data = nullptr;
+    size_t size = 0;
+    const Resolved* r = nullptr;
+    uint32_t state = 0;
+    const Edge* edge = nullptr;
+  };
+  constexpr size_t kEdgeHits = 64;
+  std::vector<EdgeHit> edge_hits(cb.in_process ? kEdgeHits : 0);
   for (size_t i = 0; i < events.size(); ++i) {
     const std::string_view id = events.id(i);
     const std::string_view source = events.source(i);
@@ -1057,7 +1122,18 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
       const Resolved* r =
           hot_valid ? cb.ResolveHot(engine, hot.kind) : nullptr;
       const Edge* edge = nullptr;
-      if (r != nullptr && hot.state < r->state_of_name.size()) {
+      EdgeHit* hit = nullptr;
+      if (r != nullptr) {
+        hit = &edge_hits[((reinterpret_cast<uintptr_t>(event.data()) >> 3) ^
+                          hot.state * 0x9E3779B1u) %
+                         kEdgeHits];
+        if (hit->data == event.data() && hit->size == event.size() &&
+            hit->r == r && hit->state == hot.state) {
+          edge = hit->edge;
+          hit = nullptr;
+        }
+      }
+      if (hit != nullptr && hot.state < r->state_of_name.size()) {
         int state = r->state_of_name[hot.state];
         if (state != Workflow::kNoId) {
           for (const Edge& candidate : r->edges[state]) {
@@ -1067,6 +1143,7 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
             }
           }
         }
+        *hit = EdgeHit{event.data(), event.size(), r, hot.state, edge};
       }
       if (edge != nullptr && edge->simple &&
           (actor.empty() || IsValidUtf8(actor)) &&
@@ -1090,6 +1167,7 @@ StatusOr<ReplaySummary> Engine::Callbacks::Replay(
     Status st;
     if (!done) {
       hot_valid = false;
+      std::fill(edge_hits.begin(), edge_hits.end(), EdgeHit{});
       FireArgs args{id, event, time, actor, payload, std::nullopt, source};
       st = Callbacks::Fire(engine, args, &txn, &row);
     }

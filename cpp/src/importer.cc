@@ -11,10 +11,15 @@
 // transaction, recording refused events as deviations.
 //
 // Source keys, the idempotency mechanism, are
-//   "<file base name>|<case id>#<p>"      for the event at position p
-//                                          (0-based, after sorting), and
-//   "<file base name>|<case id>#create"   for the creation row when it is
-//                                          not itself an event of the file
+//   "<kind>|<case id>#<p>|<event or status>@<microseconds>"
+//                          for the event at position p (0-based, after
+//                          sorting), "<kind>|<case id>#<p>" for the steps
+//                          inferred after the last event, and
+//   "<kind>|<case id>#create"  for the creation row when it is not itself
+//                          an event of the file
+// They name no file: the same export under another name or path is the
+// same data, while another export whose case has other events at the same
+// positions gets other keys.
 // (when position 0 is the creation, an activity mapped to "create" or a
 // status naming the initial state, the creation row takes "#0").  A
 // transaction that did not exist before this import cannot have keys yet,
@@ -63,11 +68,6 @@ std::string JoinNames(const std::vector<std::string>& names) {
     out += n;
   }
   return out;
-}
-
-std::string BaseName(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 void AppendJsonString(std::string* out, std::string_view s) {
@@ -159,7 +159,6 @@ struct Context {
   const Workflow* workflow = nullptr;
   const CommonMapping* common = nullptr;
   std::string file;      // reader name, used in rejects
-  std::string key_base;  // file base name, used in source keys
   bool statuses = false;  // event log of statuses
   std::optional<TimestampParser> parser;
   ImportSummary summary;
@@ -263,7 +262,6 @@ Status InitContext(Engine& engine, const CsvReader& reader,
   ctx->engine = &engine;
   ctx->common = &common;
   ctx->file = reader.name();
-  ctx->key_base = BaseName(reader.name());
   ctx->summary.file = reader.name();
   ctx->summary.kind = common.kind;
   ctx->workflow = engine.FindWorkflow(common.kind);
@@ -409,11 +407,22 @@ bool IsDeviationCode(Code code) {
 }
 
 std::string Key(const Context& ctx, const CaseData& c, int position) {
-  return ctx.key_base + "|" + c.id + "#" + std::to_string(position);
+  std::string key = ctx.common->kind + "|" + c.id + "#" +
+                    std::to_string(position);
+  if (position < static_cast<int>(c.events.size())) {
+    // What happened and when, so that another export with other events at
+    // the same positions is not mistaken for this one.
+    const PlannedEvent& e = c.events[position];
+    key += "|";
+    key += ctx.statuses ? ctx.workflow->StateName(e.code)
+                        : ctx.event_names[e.code];
+    key += "@" + std::to_string(e.time.micros);
+  }
+  return key;
 }
 
 std::string CreationKey(const Context& ctx, const CaseData& c) {
-  return ctx.key_base + "|" + c.id + "#create";
+  return ctx.common->kind + "|" + c.id + "#create";
 }
 
 // Replays one case; a non-OK status aborts the import.

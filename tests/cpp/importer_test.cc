@@ -710,5 +710,53 @@ TEST(ImportEventLog, C04ReimportSkipsEveryEvent) {
   EXPECT_EQ(AllHistory(*engine).size(), history_rows);
 }
 
+// Two daily exports with the same file name in different folders: the
+// second one's events for a case already imported must still be applied.
+TEST(ImportEventLog, SameFileNameWithOtherEventsIsNotSkipped) {
+  auto engine = NewEngine();
+  Register(*engine, TicketFlow());
+  const std::string day1 =
+      "case_id,activity,timestamp\n"
+      "Z1,Created,2026-03-02T09:00:00Z\n"
+      "Z1,Assigned,2026-03-02T09:30:00Z\n";
+  const std::string day2 =
+      "case_id,activity,timestamp\n"
+      "Z1,Resolved,2026-03-03T10:00:00Z\n";
+  ASSERT_TRUE(
+      ImportEventLog(*engine, *Reader(day1, "d1/orders.csv"), TicketMapping())
+          .ok());
+
+  auto second =
+      ImportEventLog(*engine, *Reader(day2, "d2/orders.csv"), TicketMapping());
+
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->events_applied, 1);
+  EXPECT_EQ(second->skipped, 0);
+  EXPECT_EQ(engine->Get("Z1")->state, "resolved");
+}
+
+// The same export under another name is the same data: nothing new.
+TEST(ImportEventLog, SameContentUnderAnotherNameIsSkipped) {
+  auto engine = NewEngine();
+  Register(*engine, TicketFlow());
+  const std::string text =
+      "case_id,activity,timestamp\n"
+      "Z1,Created,2026-03-02T09:00:00Z\n"
+      "Z1,Assigned,2026-03-02T09:30:00Z\n"
+      "Z1,Resolved,2026-03-03T10:00:00Z\n";
+  ASSERT_TRUE(
+      ImportEventLog(*engine, *Reader(text, "good.csv"), TicketMapping()).ok());
+  size_t rows = AllHistory(*engine).size();
+
+  auto copy =
+      ImportEventLog(*engine, *Reader(text, "good_copy.csv"), TicketMapping());
+
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  EXPECT_EQ(copy->events_applied, 0);
+  EXPECT_EQ(copy->deviations, 0);
+  EXPECT_EQ(copy->skipped, 3);  // the creation row and two transitions
+  EXPECT_EQ(AllHistory(*engine).size(), rows);
+}
+
 }  // namespace
 }  // namespace crmflow

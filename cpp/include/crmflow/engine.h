@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "crmflow/numbering.h"
+#include "crmflow/rules.h"
 #include "crmflow/status.h"
 #include "crmflow/store.h"
 #include "crmflow/value.h"
@@ -278,6 +279,12 @@ class Engine {
   Status SetCounter(std::string_view kind, int64_t last, int64_t period = 0);
   StatusOr<int64_t> Counter(std::string_view kind, int64_t period = 0);
 
+  // Rules (rules.h): stored in the store, loaded by Open; their agenda
+  // runs inside the store transaction of the Create, Fire or SetAttributes
+  // that triggered it, so a failing rule rolls the whole change back.
+  // Kinds with enabled rules never take the memory store's fast path.
+  RuleSet& rules() { return *rules_; }
+
   // Lifecycle report per registered kind that has transactions.
   StatusOr<std::vector<KindReport>> Report();
 
@@ -295,6 +302,8 @@ class Engine {
   // Per-kind formats and counters; used by Create only, so the fast path
   // of Fire is unaffected.
   std::unique_ptr<Numbering> numbering_;
+  // Rules and their agenda; hooked into Create, Fire and SetAttributes.
+  std::unique_ptr<RuleSet> rules_;
 };
 
 }  // namespace crmflow

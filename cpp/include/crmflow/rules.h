@@ -112,6 +112,18 @@ bool IsExpressionGuard(std::string_view guard);
 // Returns the schema of expressions over `workflow`'s attributes.
 ExprSchema SchemaOf(const Workflow& workflow);
 
+// Parses the condition of expression guard `guard` over `workflow`.
+// Fails with kValidationError naming the workflow, the guard and the
+// column.
+StatusOr<Expression> ParseExpressionGuard(std::string_view guard,
+                                          const Workflow& workflow);
+
+// Evaluates an expression guard on `txn`; on false sets *reason to
+// "CONDITION is false (values read)".  An evaluation error refuses too,
+// with the error as the reason.
+bool CheckExpressionGuard(const Expression& condition, const Transaction& txn,
+                          std::string* reason);
+
 // The rules of an engine.
 class RuleSet {
  public:
