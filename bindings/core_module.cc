@@ -1323,13 +1323,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("time") = py::none(), py::arg("actor") = "",
           py::arg("source") = "")
       .def("allowed_events",
-           [](PyEngine& e, const std::string& id) {
-             return Take(e.engine().AllowedEvents(id));
+           [](PyEngine& e, py::handle id) {
+             return Take(e.engine().AllowedEvents(TextArg(id, "id")));
            })
       .def(
           "set_attributes",
-          [](PyEngine& e, const std::string& id, py::handle attributes,
+          [](PyEngine& e, py::handle id_arg, py::handle attributes,
              int64_t expected_version) {
+            std::string id = TextArg(id_arg, "id");
             Attributes attrs = AttributesFromPython(attributes, e.zone());
             Engine& engine = e.engine();
             std::optional<StatusOr<Transaction>> r;
@@ -1341,7 +1342,8 @@ PYBIND11_MODULE(_core, m) {
           },
           py::arg("id"), py::arg("attributes"), py::arg("expected_version"))
       .def("get",
-           [](PyEngine& e, const std::string& id) {
+           [](PyEngine& e, py::handle id_arg) {
+             std::string id = TextArg(id_arg, "id");
              Engine& engine = e.engine();
              std::optional<StatusOr<Transaction>> r;
              {
@@ -1352,7 +1354,9 @@ PYBIND11_MODULE(_core, m) {
            })
       .def(
           "list",
-          [](PyEngine& e, const std::string& kind, const std::string& state) {
+          [](PyEngine& e, py::handle kind_arg, py::handle state_arg) {
+            std::string kind = TextArg(kind_arg, "kind");
+            std::string state = TextArg(state_arg, "state");
             Engine& engine = e.engine();
             std::optional<StatusOr<std::vector<Transaction>>> r;
             {
@@ -1364,11 +1368,11 @@ PYBIND11_MODULE(_core, m) {
           py::arg("kind") = "", py::arg("state") = "")
       .def(
           "history",
-          [](PyEngine& e, const std::string& transaction_id,
-             const std::string& kind, py::handle start, py::handle end) {
+          [](PyEngine& e, py::handle transaction_id, py::handle kind,
+             py::handle start, py::handle end) {
             HistoryQuery q;
-            q.transaction_id = transaction_id;
-            q.kind = kind;
+            q.transaction_id = TextArg(transaction_id, "transaction_id");
+            q.kind = TextArg(kind, "kind");
             q.from = OptionalTime(start, e.zone(), "start");
             q.to = OptionalTime(end, e.zone(), "end");
             Engine& engine = e.engine();

@@ -1,9 +1,10 @@
-// rules_module.cc: the numbering (and, later, rules) part of the
-// crmflow._core module.
+// rules_module.cc: the numbering and rules part of the crmflow._core
+// module.
 //
 // Binds Engine::SetNumbering, GetNumbering, SetCounter and Counter
-// (numbering.h) as module functions taking the Python engine first; the
-// Python Engine wraps them as methods.  Only converts: every Status becomes
+// (numbering.h) and the engine's RuleSet (rules.h) as module functions
+// taking the Python engine first; the Python Engine wraps them as methods.
+// Rules cross as dicts, the trace as a dict of columns.  Only converts: every Status becomes
 // one exception of crmflow._errors.
 //
 // crmflow_register_rules is called from PYBIND11_MODULE in core_module.cc.
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "crmflow/numbering.h"
+#include "crmflow/rules.h"
 #include "engine_handle.h"
 
 namespace py = pybind11;
@@ -33,6 +35,20 @@ py::object SpecToPython(const std::optional<NumberingSpec>& spec) {
   d["format"] = spec->format;
   d["yearly_reset"] = spec->yearly_reset;
   d["zone"] = spec->zone;
+  return d;
+}
+
+py::dict RuleToDict(const Rule& r) {
+  py::dict d;
+  d["name"] = r.name;
+  d["kind"] = r.kind;
+  d["trigger"] = RuleTriggerName(r.trigger);
+  d["on"] = r.on;
+  d["condition"] = r.condition;
+  d["priority"] = r.priority;
+  d["enabled"] = r.enabled;
+  d["actions"] = r.actions;
+  d["position"] = r.position;
   return d;
 }
 
@@ -102,4 +118,94 @@ void crmflow_register_rules(py::module_& m) {
       },
       py::arg("engine"), py::arg("kind"), py::arg("period") = 0,
       "Returns the last number issued for a kind (0 when none).");
+
+  m.def(
+      "rules_add",
+      [](py::handle engine, const std::string& name, const std::string& kind,
+         const std::string& trigger, const std::string& on,
+         const std::string& condition, int priority, bool enabled,
+         const std::string& actions) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        auto t = crmflow::ParseRuleTrigger(trigger);
+        if (!t.ok()) crmflow_throw_status(t.status());
+        crmflow::Rule r;
+        r.name = name;
+        r.kind = kind;
+        r.trigger = *t;
+        r.on = on;
+        r.condition = condition;
+        r.priority = priority;
+        r.enabled = enabled;
+        r.actions = actions;
+        crmflow::CheckNumbering(e.rules().Add(std::move(r)));
+      },
+      py::arg("engine"), py::arg("name"), py::arg("kind"),
+      py::arg("trigger"), py::arg("on"), py::arg("condition"),
+      py::arg("priority"), py::arg("enabled"), py::arg("actions"),
+      "Adds or replaces a rule (see rules.h).");
+  m.def(
+      "rules_list",
+      [](py::handle engine) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        py::list out;
+        for (const crmflow::Rule& r : e.rules().rules()) {
+          out.append(crmflow::RuleToDict(r));
+        }
+        return out;
+      },
+      py::arg("engine"), "Returns the rules as dicts, in definition order.");
+  m.def(
+      "rules_set_enabled",
+      [](py::handle engine, const std::string& name, bool enabled) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        crmflow::CheckNumbering(e.rules().SetEnabled(name, enabled));
+      },
+      py::arg("engine"), py::arg("name"), py::arg("enabled"));
+  m.def(
+      "rules_remove",
+      [](py::handle engine, const std::string& name) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        crmflow::CheckNumbering(e.rules().Remove(name));
+      },
+      py::arg("engine"), py::arg("name"));
+  m.def(
+      "rules_reload",
+      [](py::handle engine) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        crmflow::CheckNumbering(e.rules().Reload());
+      },
+      py::arg("engine"));
+  m.def(
+      "rules_trace",
+      [](py::handle engine, const std::string& transaction_id) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        py::list seq, time, txn, rule, trigger, outcome, reads, depth;
+        for (const crmflow::RuleTraceRow& r :
+             e.rules().Trace(transaction_id)) {
+          seq.append(r.seq);
+          time.append(r.time.micros);
+          txn.append(r.transaction_id);
+          rule.append(r.rule);
+          trigger.append(r.trigger);
+          outcome.append(r.outcome);
+          reads.append(r.reads);
+          depth.append(r.depth);
+        }
+        py::dict d;
+        d["seq"] = seq;
+        d["time"] = time;
+        d["transaction_id"] = txn;
+        d["rule"] = rule;
+        d["trigger"] = trigger;
+        d["outcome"] = outcome;
+        d["reads"] = reads;
+        d["depth"] = depth;
+        return d;
+      },
+      py::arg("engine"), py::arg("transaction_id") = "",
+      "Returns the rule trace as a dict of columns.");
+  m.def(
+      "rules_clear_trace",
+      [](py::handle engine) { crmflow_unwrap_engine(engine).rules().ClearTrace(); },
+      py::arg("engine"));
 }

@@ -29,6 +29,7 @@ report and exits with status 3 when it found problems.
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -634,10 +635,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (crmflow.Error, OSError) as e:
+    except (crmflow.Error, OSError, sqlite3.DatabaseError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, sqlite3.DatabaseError):
+            message = f"{getattr(args, 'db', 'database')}: {message}"
         print(f"crmflow: error: {message}", file=sys.stderr)
         return 1
+    except UnicodeError:
+        # Arguments the shell passed as bytes that are not UTF-8 (Python
+        # keeps them as lone surrogates).
+        print("crmflow: error: an argument is not valid UTF-8",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("crmflow: error: interrupted", file=sys.stderr)
         return 130

@@ -756,6 +756,141 @@ class Engine(_core.Engine):
         _check_str(kind, "kind")
         return _core.numbering_counter(self, kind, year or 0)
 
+    # Rules.
+
+    def add_rule(
+        self,
+        name: str,
+        kind: str,
+        *,
+        trigger: str = "event",
+        on: Optional[str] = None,
+        when: Optional[str] = None,
+        actions: Union[str, Sequence[str]] = (),
+        priority: int = 0,
+        enabled: bool = True,
+    ) -> None:
+        """
+        Adds a rule (or replaces the one named ``name``), stored in the
+        database so every engine on the file sees it.
+
+        Rules run inside the store transaction of the change that
+        triggered them: a failing rule (or a chain that loops) rolls the
+        whole change back.  See ``docs/rules.md``.
+
+        Args:
+            name: A unique name.
+            kind: The kind it watches.
+            trigger: ``"created"``, ``"event"``, ``"entered"``, ``"left"``
+                or ``"changed"``.
+            on: The event, state or attribute (None: any).
+            when: A condition in the expression language (None: always).
+            actions: Action lines: ``"set total = line1 + line2"``,
+                ``"assign team = 'vip'"``, ``"fire approve"``,
+                ``"create complaint with priority = 'high'"``,
+                ``"notify email with recipient = 'x@y'; subject = txn.id"``.
+            priority: Higher runs first; ties in definition order.
+            enabled: Whether it runs.
+
+        Raises:
+            InvalidArgumentError: An unknown kind, trigger, name or a bad
+                expression (the message names the rule and column).
+
+        .. versionadded:: 0.1.0
+        """
+        _check_str(name, "name")
+        _check_str(kind, "kind")
+        _check_str(trigger, "trigger")
+        if isinstance(actions, str):
+            lines = actions
+        else:
+            lines = "\n".join(_check_str(a, "action") for a in actions)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidArgumentError("priority must be an int")
+        _core.rules_add(
+            self,
+            name,
+            kind,
+            trigger,
+            _opt_str(on, "on"),
+            _opt_str(when, "when"),
+            priority,
+            bool(enabled),
+            lines,
+        )
+
+    def rules(self) -> List[Dict[str, Any]]:
+        """
+        Returns the rules as dicts (``name``, ``kind``, ``trigger``,
+        ``on``, ``condition``, ``priority``, ``enabled``, ``actions``,
+        ``position``), in definition order.
+
+        .. versionadded:: 0.1.0
+        """
+        return list(_core.rules_list(self))
+
+    def enable_rule(self, name: str, enabled: bool = True) -> None:
+        """
+        Enables (or with ``enabled=False`` disables) rule ``name``.
+
+        Raises:
+            NotFoundError: Unknown rule.
+
+        .. versionadded:: 0.1.0
+        """
+        _core.rules_set_enabled(self, _check_str(name, "name"), enabled)
+
+    def disable_rule(self, name: str) -> None:
+        """
+        Disables rule ``name``; it stays stored.
+
+        Raises:
+            NotFoundError: Unknown rule.
+
+        .. versionadded:: 0.1.0
+        """
+        self.enable_rule(name, False)
+
+    def remove_rule(self, name: str) -> None:
+        """
+        Removes rule ``name``.
+
+        Raises:
+            NotFoundError: Unknown rule.
+
+        .. versionadded:: 0.1.0
+        """
+        _core.rules_remove(self, _check_str(name, "name"))
+
+    def reload_rules(self) -> None:
+        """
+        Reads the rules from the database again (after another process
+        changed them).
+
+        .. versionadded:: 0.1.0
+        """
+        _core.rules_reload(self)
+
+    def rule_trace(self, id: Optional[str] = None) -> pd.DataFrame:
+        """
+        Returns the rule evaluations of this engine (of transaction ``id``
+        when given), oldest first, as a DataFrame with columns ``seq``,
+        ``time``, ``transaction_id``, ``rule``, ``trigger``, ``outcome``
+        (``fired``, ``not matched``, ``shadowed`` or ``error``),
+        ``reads`` (the values the condition read) and ``depth``.
+
+        The trace is kept in memory (the last 100 000 rows) and includes
+        evaluations of changes that were rolled back.
+
+        .. versionadded:: 0.1.0
+        """
+        cols = _core.rules_trace(self, _opt_str(id, "id"))
+        frame = pd.DataFrame(
+            {k: v for k, v in cols.items() if k != "time"}
+        )
+        frame.insert(1, "time", _time_column(cols["time"]))
+        return frame
+
     def get(self, id: str) -> Transaction:  # type: ignore[override]
         """
         Returns transaction ``id``.

@@ -186,3 +186,33 @@ class TestOddArguments:
             crmflow.Engine(str(tmp_path / "a\x00b.db"))
 
         assert [] == list(tmp_path.iterdir())
+
+
+class TestCommandLineErrors:
+    def test_junk_database_is_one_line(self, tmp_path):
+        """
+        crmflow check on a file that is not a database prints one line.
+        """
+        import subprocess
+        import sys
+
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"junk" * 200)
+
+        done = subprocess.run(
+            [sys.executable, "-m", "crmflow", "check", "--db", str(junk)],
+            capture_output=True, text=True,
+        )
+
+        assert 1 == done.returncode
+        assert [f"crmflow: error: {junk}: file is not a database"] == (
+            done.stderr.splitlines())
+
+    def test_surrogate_id_is_an_invalid_argument(self, crm):
+        """
+        An id that is not valid UTF-8 is refused as an invalid argument.
+        """
+        with pytest.raises(crmflow.InvalidArgumentError) as info:
+            crm.get("\udcff\udcfe")
+
+        assert "id" in str(info.value)
