@@ -4,8 +4,8 @@
 // Binds Engine::SetNumbering, GetNumbering, SetCounter and Counter
 // (numbering.h) and the engine's RuleSet (rules.h) as module functions
 // taking the Python engine first; the Python Engine wraps them as methods.
-// Rules cross as dicts, the trace as a dict of columns.  Only converts: every Status becomes
-// one exception of crmflow._errors.
+// Rules cross as dicts, the trace as a dict of columns.  Only converts:
+// every Status becomes one exception of crmflow._errors.
 //
 // crmflow_register_rules is called from PYBIND11_MODULE in core_module.cc.
 
@@ -206,6 +206,33 @@ void crmflow_register_rules(py::module_& m) {
       "Returns the rule trace as a dict of columns.");
   m.def(
       "rules_clear_trace",
-      [](py::handle engine) { crmflow_unwrap_engine(engine).rules().ClearTrace(); },
+      [](py::handle engine) {
+        crmflow_unwrap_engine(engine).rules().ClearTrace();
+      },
       py::arg("engine"));
+  m.def(
+      "rules_check",
+      [](py::handle engine, const std::string& condition,
+         const crmflow::Transaction& txn) {
+        Engine& e = crmflow_unwrap_engine(engine);
+        const crmflow::Workflow* wf = e.FindWorkflow(txn.kind);
+        if (wf == nullptr) {
+          crmflow_throw_status(Status(crmflow::Code::kNotFound,
+                                      "kind \"" + txn.kind +
+                                          "\" has no registered workflow"));
+        }
+        auto expr = crmflow::Expression::ParseCondition(
+            condition, crmflow::SchemaOf(*wf));
+        if (!expr.ok()) crmflow_throw_status(expr.status());
+        crmflow::EvalContext ctx;
+        ctx.attributes = &txn.attributes;
+        ctx.txn_id = txn.id;
+        ctx.txn_state = txn.state;
+        ctx.txn_kind = txn.kind;
+        auto r = expr->EvaluateCondition(ctx);
+        if (!r.ok()) crmflow_throw_status(r.status());
+        return *r;
+      },
+      py::arg("engine"), py::arg("condition"), py::arg("transaction"),
+      "Evaluates a condition on a transaction (for Python rules).");
 }

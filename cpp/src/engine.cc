@@ -1014,7 +1014,8 @@ class ColumnBatch {
 // same view.
 bool SameText(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
-         (a.data() == b.data() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+         (a.data() == b.data() ||
+          std::memcmp(a.data(), b.data(), a.size()) == 0);
 }
 
 }  // namespace
@@ -1037,8 +1038,10 @@ StatusOr<ReplaySummary> Engine::Replay(const ReplayColumns& events,
   auto fits = [n](size_t size, bool optional) {
     return size == n || (optional && size == 0);
   };
-  if (!fits(events.events.size(), false) || !fits(events.times.size(), false) ||
-      !fits(events.actors.size(), true) || !fits(events.payloads.size(), true) ||
+  if (!fits(events.events.size(), false) ||
+      !fits(events.times.size(), false) ||
+      !fits(events.actors.size(), true) ||
+      !fits(events.payloads.size(), true) ||
       !fits(events.sources.size(), true)) {
     return Status(Code::kInvalidArgument,
                   "replay: columns differ in length");

@@ -172,3 +172,7 @@ __all__ += [
     "TickSummary",
     "service",
 ]
+
+from crmflow import rules  # noqa: E402
+
+__all__ += ["rules"]

@@ -14,6 +14,10 @@ Commands::
     crmflow customers --db PATH [--duplicates] [--threshold X]
     crmflow run --db PATH [--every SECONDS] [--until ISO] [--from ISO]
                 [--policies FILE]
+    crmflow rules list --db PATH
+    crmflow rules add --db PATH NAME --kind KIND [--trigger T] [--on X]
+                      [--when EXPR] [--action LINE ...] [--priority N]
+    crmflow rules disable|enable|remove --db PATH NAME
 
 ``demo`` imports the bundled samples (Olist orders and reviews, ServiceNow
 incidents) into ``crmflow-demo.db`` in the working directory (or
@@ -427,6 +431,44 @@ def _cmd_customers(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _cmd_rules(args: argparse.Namespace, out: Any) -> int:
+    """
+    Lists, adds, enables, disables or removes the rules stored in the
+    database.
+    """
+    with _open(args.db) as engine:
+        if args.rules_command == "list":
+            for r in engine.rules():
+                state = "enabled" if r["enabled"] else "disabled"
+                on = f" {r['on']}" if r["on"] else ""
+                when = f" when {r['condition']}" if r["condition"] else ""
+                actions = "; ".join(r["actions"].splitlines())
+                print(
+                    f"{r['name']} [{state}, priority {r['priority']}] "
+                    f"{r['kind']} on {r['trigger']}{on}{when}: {actions}",
+                    file=out,
+                )
+        elif args.rules_command == "add":
+            engine.add_rule(
+                args.name,
+                args.kind,
+                trigger=args.trigger,
+                on=args.on,
+                when=args.when,
+                actions=args.action or [],
+                priority=args.priority,
+            )
+            print(f"rule {args.name}: added", file=out)
+        elif args.rules_command == "remove":
+            engine.remove_rule(args.name)
+            print(f"rule {args.name}: removed", file=out)
+        else:
+            enabled = args.rules_command == "enable"
+            engine.enable_rule(args.name, enabled)
+            print(f"rule {args.name}: {args.rules_command}d", file=out)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, out: Any) -> int:
     """
     Ticks the SLA timers of a database every --every seconds (on the wall
@@ -605,6 +647,33 @@ def _parser() -> argparse.ArgumentParser:
                    "it by --every without sleeping")
     u.add_argument("--policies", default=None, help="JSON policy file")
     u.set_defaults(run=_cmd_run)
+
+    ru = sub.add_parser(
+        "rules",
+        help="list, add, enable, disable or remove stored rules",
+        description="Rules live in the database (docs/rules.md), so "
+        "this command, a notebook and a script see the same ones.",
+    )
+    rsub = ru.add_subparsers(dest="rules_command", required=True)
+    for name in ("list", "add", "enable", "disable", "remove"):
+        rp = rsub.add_parser(name, help=f"{name} rules")
+        rp.add_argument("--db", required=True, help="SQLite file")
+        if name != "list":
+            rp.add_argument("name", help="the rule")
+        if name == "add":
+            rp.add_argument("--kind", required=True)
+            rp.add_argument(
+                "--trigger",
+                default="event",
+                choices=["created", "event", "entered", "left", "changed"],
+            )
+            rp.add_argument("--on", default=None,
+                            help="event, state or attribute (default: any)")
+            rp.add_argument("--when", default=None, help="condition")
+            rp.add_argument("--action", action="append",
+                            help="an action line (repeat for several)")
+            rp.add_argument("--priority", type=int, default=0)
+    ru.set_defaults(run=_cmd_rules)
     return p
 
 

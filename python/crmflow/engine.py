@@ -94,7 +94,8 @@ def _finite(value: Any) -> Optional[float]:
     if value is None:
         return None
     value = float(value)
-    return value if math.isfinite(value) else None
+    # Times are kept to the microsecond; more digits are float noise.
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
@@ -447,7 +448,115 @@ class Engine(_core.Engine):
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        super().close()
+        hooks = getattr(self, "_close_hooks", [])
+        self._close_hooks = []
+        try:
+            for hook in hooks:
+                hook(self)
+        finally:
+            super().close()
+
+    def on_close(self, fn: Any = None) -> Any:
+        """
+        Registers ``fn(engine)`` to run when the engine is closed, or
+        when it is garbage-collected unclosed; decorator or plain call.
+
+        An exception it raises reaches the caller of :meth:`close`; when
+        the engine is collected instead, Python reports it through
+        :func:`sys.unraisablehook` (once) and the process goes on.
+
+        .. versionadded:: 0.1.0
+        """
+
+        def decorate(f: Any) -> Any:
+            if not callable(f):
+                raise InvalidArgumentError("close hook must be callable")
+            if not hasattr(self, "_close_hooks"):
+                self._close_hooks = []
+            self._close_hooks.append(f)
+            return f
+
+        return decorate if fn is None else decorate(fn)
+
+    def __del__(self) -> None:
+        # Only close hooks need this; an exception leaving __del__ goes to
+        # sys.unraisablehook, as Python does for every finalizer.
+        if getattr(self, "_close_hooks", None) and not getattr(
+            self, "_closed", True
+        ):
+            self.close()
+
+    def rule(
+        self,
+        name: str,
+        *,
+        kind: str,
+        on: str,
+        when: Any = None,
+        priority: int = 0,
+    ) -> Callable[[Any], Any]:
+        """
+        Registers the decorated function as the action of a Python rule
+        (see :mod:`crmflow.rules`).
+
+        Args:
+            name: A unique name among the Python rules.
+            kind: The kind it watches.
+            on: ``"entered:STATE"`` or ``"left:STATE"`` (``*``: any).
+            when: A callable taking the call context, an expression text
+                on the transaction's attributes, or None (always).
+            priority: Higher runs first; ties in registration order.
+
+        Returns:
+            The decorator; it returns the function unchanged.
+
+        Raises:
+            InvalidArgumentError: A bad trigger or condition.
+
+        .. versionadded:: 0.1.0
+        """
+        from crmflow import rules as _rules
+
+        _check_str(name, "name")
+        _check_str(kind, "kind")
+        trigger, state = _rules.parse_trigger(on)
+        if not hasattr(self, "_python_rules"):
+            self._python_rules = _rules.PythonRules()
+        registry = self._python_rules
+
+        def compile_expression(text: str) -> Callable[[Any], Any]:
+            # Checked by the core: a stored rule that is never enabled.
+            probe = f"__python_rule_{name}"
+            self.add_rule(probe, kind, trigger="created", when=text,
+                          enabled=False)
+            self.remove_rule(probe)
+
+            def check(ctx: Any) -> bool:
+                return _core.rules_check(self, text, ctx.transaction)
+
+            return check
+
+        cond = _rules.condition(when, compile_expression)
+
+        def decorate(fn: Any) -> Any:
+            if not callable(fn):
+                raise InvalidArgumentError("rule action must be callable")
+            registry.add(
+                _rules.PythonRule(
+                    name, kind, trigger, state, cond, fn, int(priority),
+                    len(registry.rules),
+                )
+            )
+            if (kind, trigger) not in registry.hooked:
+                registry.hooked[(kind, trigger)] = True
+                hook = getattr(super(Engine, self),
+                               "on_enter" if trigger == "entered"
+                               else "on_exit")
+                hook(kind, "*",
+                     lambda ctx, k=kind, t=trigger: registry.run(k, t, ctx))
+            return fn
+
+        return decorate
 
     def __enter__(self) -> "Engine":
         return self

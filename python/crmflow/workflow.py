@@ -30,7 +30,10 @@ written to and read from a plain definition:
     }
 
 ``from`` is one state name or a list of them (one transition per source,
-in list order).  Unknown keys are refused with an
+in list order).  A guard named ``"expr: CONDITION"`` (e.g. ``"expr: amount
+<= 1000"``) is an expression of the rule language over the attributes,
+checked at registration; its refusal names the values read (see
+``docs/rules.md``).  Unknown keys are refused with an
 :class:`~crmflow.InvalidArgumentError` naming them; :meth:`Workflow.to_dict`
 writes every key, so ``Workflow.from_dict(w.to_dict()) == w``.
 
