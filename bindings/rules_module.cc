@@ -235,4 +235,11 @@ void crmflow_register_rules(py::module_& m) {
       },
       py::arg("engine"), py::arg("condition"), py::arg("transaction"),
       "Evaluates a condition on a transaction (for Python rules).");
+  m.def(
+      "rules_validate",
+      [](py::handle engine) {
+        return crmflow_unwrap_engine(engine).rules().Validate();
+      },
+      py::arg("engine"),
+      "Returns a message per stored rule that no longer compiles.");
 }

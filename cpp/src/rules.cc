@@ -814,6 +814,15 @@ Status RuleSet::Reload() {
 
 void RuleSet::Invalidate() { impl_->compiled.clear(); }
 
+std::vector<std::string> RuleSet::Validate() {
+  std::vector<std::string> out;
+  for (const Rule& r : impl_->rules) {
+    auto c = impl_->Compile(r);
+    if (!c.ok()) out.push_back(c.status().message());
+  }
+  return out;
+}
+
 bool RuleSet::HasRules(std::string_view kind) const {
   for (const Rule& r : impl_->rules) {
     if (r.enabled && r.kind == kind) return true;

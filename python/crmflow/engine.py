@@ -971,6 +971,16 @@ class Engine(_core.Engine):
         """
         _core.rules_remove(self, _check_str(name, "name"))
 
+    def validate_rules(self) -> List[str]:
+        """
+        Returns one message per stored rule that names an unknown kind,
+        state, event or attribute (or no longer type-checks) against the
+        registered workflows; empty when every rule is fine.
+
+        .. versionadded:: 0.1.0
+        """
+        return list(_core.rules_validate(self))
+
     def reload_rules(self) -> None:
         """
         Reads the rules from the database again (after another process

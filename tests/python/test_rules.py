@@ -228,6 +228,25 @@ class TestRules:
         assert "total=0.40" == trace["reads"].iloc[1]
         assert "submitted" == engine.get("SO-1").state
 
+    def test_validate_reports_rules_broken_by_a_new_version(self):
+        """
+        A rule naming an attribute dropped by a newer workflow version is
+        reported by validate_rules.
+        """
+        engine = _engine()
+        _c18_rules(engine)
+        newer = dict(ORDER, version=2)
+        newer["attributes"] = [
+            a for a in ORDER["attributes"] if a["name"] != "line2"
+        ]
+
+        engine.register(newer)
+        problems = engine.validate_rules()
+
+        assert 1 == len(problems)
+        assert problems[0].startswith('rule "total": action 1:')
+        assert 'unknown name "line2"' in problems[0]
+
     def test_bad_rule_is_refused(self):
         """
         An unknown attribute in a condition names the rule and column.
@@ -416,3 +435,64 @@ print("ok")
 
         assert 0 == r.returncode, r.stderr
         assert "ok" == r.stdout.strip()
+
+
+class TestOlistComplaints:
+    def test_low_reviews_open_complaints(self):
+        """
+        On the bundled Olist samples a Python rule opens a complaint for
+        each review scored 1 or 2, severity high when the order was
+        delivered after its estimated date; the expected counts come from
+        the CSVs by separate code.
+        """
+        import csv
+        import pathlib
+
+        data = pathlib.Path(crmflow.__file__).parent / "data"
+        with open(data / "olist_orders_sample.csv", newline="") as f:
+            orders = {r["order_id"]: r for r in csv.DictReader(f)}
+        with open(data / "olist_reviews_sample.csv", newline="") as f:
+            low = [
+                r for r in csv.DictReader(f) if int(r["review_score"]) <= 2
+            ]
+        # Same zone and fixed-width format: text order is time order.
+        late = [
+            r
+            for r in low
+            if orders[r["order_id"]]["order_delivered_customer_date"]
+            > orders[r["order_id"]]["order_estimated_delivery_date"]
+        ]
+        engine = crmflow.Engine()
+        engine.register("complaint")
+        engine.import_preset("olist-orders")
+
+        @engine.rule(
+            "complaint-from-review",
+            kind="feedback",
+            on="entered:received",
+            when=lambda ctx: (ctx.case.get("score") or 5) <= 2,
+        )
+        def open_complaint(ctx):
+            order = engine.get(ctx.transaction.parent_id)
+            due = order.attributes.get("estimated_delivery")
+            arrived = (
+                order.state_entered_at if order.state == "delivered" else None
+            )
+            high = arrived is not None and due is not None and arrived > due
+            engine.create(
+                "complaint",
+                "CMP-" + ctx.transaction.id,
+                parent=order.id,
+                attributes={
+                    "channel": "review",
+                    "severity": "high" if high else "normal",
+                },
+            )
+
+        engine.import_preset("olist-reviews")
+        complaints = engine.list("complaint")
+
+        assert len(low) == len(complaints)
+        assert len(late) == sum(
+            c.attributes["severity"] == "high" for c in complaints
+        )

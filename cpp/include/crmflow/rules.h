@@ -147,6 +147,11 @@ class RuleSet {
   // Forgets compiled expressions (a workflow was registered).
   void Invalidate();
 
+  // Returns one message per stored rule that no longer compiles against
+  // the registered workflows (unknown kind, state, event or attribute, a
+  // type error), e.g. after a workflow changed; empty when all are fine.
+  std::vector<std::string> Validate();
+
   // Returns true when `kind` has an enabled rule.
   bool HasRules(std::string_view kind) const;
 
