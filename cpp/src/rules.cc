@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -676,11 +677,13 @@ struct RuleSet::Impl {
     std::string trigger_text = RuleTriggerName(trigger);
     if (!on.empty()) trigger_text += " " + std::string(on);
     std::set<std::string, std::less<>> written;
+    // Read again only after a rule's actions may have changed it.
+    std::optional<StatusOr<Transaction>> txn;
     for (const Rule* rule : agenda) {
       auto c = CompiledOf(*rule);
       if (!c.ok()) return c.status();
-      auto txn = engine->Get(id);
-      if (!txn.ok()) return txn.status();
+      if (!txn) txn.emplace(engine->Get(id));
+      if (!txn->ok()) return txn->status();
       RuleTraceRow row;
       row.time = time;
       row.transaction_id = std::string(id);
@@ -690,10 +693,10 @@ struct RuleSet::Impl {
       bool matched = true;
       if ((*c)->has_condition) {
         EvalContext ctx;
-        ctx.attributes = &txn->attributes;
-        ctx.txn_id = txn->id;
-        ctx.txn_state = txn->state;
-        ctx.txn_kind = txn->kind;
+        ctx.attributes = &(*txn)->attributes;
+        ctx.txn_id = (*txn)->id;
+        ctx.txn_state = (*txn)->state;
+        ctx.txn_kind = (*txn)->kind;
         Attributes reads;
         auto r = (*c)->condition.EvaluateCondition(ctx, &reads);
         row.reads = FormatReads(reads);
@@ -734,6 +737,7 @@ struct RuleSet::Impl {
       row.outcome = "fired";
       AddTrace(std::move(row));
       path.push_back(rule->name);
+      txn.reset();
       Status st = RunActions(*rule, **c, id, time);
       path.pop_back();
       CRMFLOW_RETURN_IF_ERROR(st);
