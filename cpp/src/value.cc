@@ -488,7 +488,7 @@ void SetAttribute(Attributes& attrs, std::string_view name, Value value) {
   attrs.emplace_back(std::string(name), std::move(value));
 }
 
-bool IsValidUtf8(std::string_view text) {
+size_t FirstInvalidUtf8(std::string_view text) {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   size_t n = text.size();
   size_t i = 0;
@@ -510,20 +510,24 @@ bool IsValidUtf8(std::string_view text) {
       len = 4;
       cp = c & 0x07;
     } else {
-      return false;  // continuation byte, overlong lead or above U+10FFFF
+      return i;  // continuation byte, overlong lead or above U+10FFFF
     }
-    if (i + len > n) return false;
+    if (i + len > n) return i;
     for (int k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
+      if ((s[i + k] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (s[i + k] & 0x3F);
     }
     if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
         cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
+      return i;
     }
     i += len;
   }
-  return true;
+  return std::string_view::npos;
+}
+
+bool IsValidUtf8(std::string_view text) {
+  return FirstInvalidUtf8(text) == std::string_view::npos;
 }
 
 }  // namespace crmflow

@@ -64,6 +64,16 @@ __all__ = [
     "Customer",
     "Identity",
     "Merge",
+    "Timer",
+    "SlaEvent",
+    "OutboxMessage",
+    "Team",
+    "TeamMember",
+    "RoutingState",
+    "Assignment",
+    "Rule",
+    "NumberingFormat",
+    "Counter",
     "create_engine",
     "format_time",
     "parse_time",
@@ -521,6 +531,255 @@ class Merge(Base):
     undone_at: Mapped[Optional[datetime.datetime]] = mapped_column(
         UtcDateTime
     )
+
+
+# Tables of the other core modules, created on first use in the same file
+# (see docs/schema.md): the SLA scheduler (timers, sla_events, outbox),
+# routing (teams, team_members, routing_state, assignments), rules (rules,
+# outbox) and numbering (numbering, counters).  A file where a module never
+# ran lacks its tables.
+
+
+class Timer(Base):
+    """
+    A durable SLA timer (the SLA scheduler, :class:`crmflow.ServiceDesk`):
+    step 0 is the breach, 1..n the ladder's other steps; ``state`` is
+    ``pending``, ``fired``, ``cancelled`` or ``failed``.  Written by the
+    scheduler inside the engine's store transactions.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        sa.UniqueConstraint("transaction_id", "policy", "step", "cycle"),
+        sa.Index("timers_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    transaction_id: Mapped[str] = mapped_column(sa.Text)
+    policy: Mapped[str] = mapped_column(sa.Text)
+    step: Mapped[int] = mapped_column(sa.Integer)
+    due_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime)
+    cycle: Mapped[int] = mapped_column(
+        sa.Integer, server_default=sa.text("1")
+    )
+    state: Mapped[str] = mapped_column(
+        sa.Text, server_default=sa.text("'pending'")
+    )
+    fired_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+
+    transaction: Mapped[Optional[Transaction]] = relationship(
+        primaryjoin=lambda: foreign(Timer.transaction_id) == Transaction.id,
+        viewonly=True,
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Timer {self.transaction_id!r} {self.policy} "
+            f"step {self.step} {self.state}>"
+        )
+
+
+class SlaEvent(Base):
+    """
+    A threshold an SLA clock reached: ``kind`` ``breach``, ``threshold``
+    or ``failed`` (an action was refused and rolled back; ``detail`` holds
+    the error); ``time`` is when it was reached, ``recorded_at`` the tick
+    that saw it.
+    """
+
+    __tablename__ = "sla_events"
+    __table_args__ = (sa.Index("sla_events_txn", "transaction_id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    time: Mapped[datetime.datetime] = mapped_column(UtcDateTime)
+    recorded_at: Mapped[datetime.datetime] = mapped_column(UtcDateTime)
+    transaction_id: Mapped[str] = mapped_column(sa.Text)
+    policy: Mapped[str] = mapped_column(sa.Text)
+    step: Mapped[int] = mapped_column(sa.Integer)
+    cycle: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    share: Mapped[float] = mapped_column(sa.Float)
+    detail: Mapped[str] = mapped_column(
+        sa.Text, server_default=sa.text("''")
+    )
+
+    transaction: Mapped[Optional[Transaction]] = relationship(
+        primaryjoin=lambda: foreign(SlaEvent.transaction_id)
+        == Transaction.id,
+        viewonly=True,
+    )
+
+
+class OutboxMessage(Base):
+    """
+    A notification for another system to deliver (crmflow never sends
+    it), written by SLA escalations (``policy`` the SLA policy),
+    assignment notices (``policy`` ``assignment``, ``step`` -1) and rule
+    ``notify`` actions (``policy`` ``rule:NAME``, ``step`` 0); ``body`` is
+    a JSON object.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("outbox_txn", "transaction_id"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    time: Mapped[datetime.datetime] = mapped_column(UtcDateTime)
+    transaction_id: Mapped[str] = mapped_column(sa.Text)
+    channel: Mapped[str] = mapped_column(sa.Text)
+    recipient: Mapped[str] = mapped_column(sa.Text)
+    subject: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[Any] = mapped_column(JsonText)
+    policy: Mapped[str] = mapped_column(sa.Text)
+    step: Mapped[int] = mapped_column(sa.Integer)
+
+    transaction: Mapped[Optional[Transaction]] = relationship(
+        primaryjoin=lambda: foreign(OutboxMessage.transaction_id)
+        == Transaction.id,
+        viewonly=True,
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"<OutboxMessage {self.id} {self.channel} "
+            f"{self.recipient!r} {self.transaction_id!r}>"
+        )
+
+
+class Team(Base):
+    """
+    A routing team (:class:`crmflow.routing.Router`); ``strategy`` is
+    ``round_robin``, ``least_loaded``, ``skills`` or a registered name.
+    """
+
+    __tablename__ = "teams"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    strategy: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+    members: Mapped[List["TeamMember"]] = relationship(
+        primaryjoin=lambda: Team.name == foreign(TeamMember.team),
+        order_by=lambda: TeamMember.position,
+        viewonly=True,
+    )
+
+
+class TeamMember(Base):
+    """
+    A member of a team: ``position`` orders the team, ``skills`` is
+    comma-separated, ``capacity`` 0 means no limit.
+    """
+
+    __tablename__ = "team_members"
+
+    team: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    member: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    position: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    skills: Mapped[Optional[str]] = mapped_column(sa.Text)
+    capacity: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    available: Mapped[Optional[bool]] = mapped_column(sa.Boolean)
+
+
+class RoutingState(Base):
+    """
+    Where a team's next round-robin scan starts (advanced once per
+    committed assignment).
+    """
+
+    __tablename__ = "routing_state"
+
+    team: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    position: Mapped[Optional[int]] = mapped_column(sa.Integer)
+
+
+class Assignment(Base):
+    """
+    One assignment of a transaction to a team member, with the previous
+    team and member (None for the first).
+    """
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        sa.Index("assignments_by_transaction", "transaction_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    transaction_id: Mapped[Optional[str]] = mapped_column(sa.Text)
+    team: Mapped[Optional[str]] = mapped_column(sa.Text)
+    member: Mapped[Optional[str]] = mapped_column(sa.Text)
+    time: Mapped[Optional[datetime.datetime]] = mapped_column(UtcDateTime)
+    reason: Mapped[Optional[str]] = mapped_column(sa.Text)
+    previous_team: Mapped[Optional[str]] = mapped_column(sa.Text)
+    previous_member: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+    transaction: Mapped[Optional[Transaction]] = relationship(
+        primaryjoin=lambda: foreign(Assignment.transaction_id)
+        == Transaction.id,
+        viewonly=True,
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Assignment {self.transaction_id!r} {self.team}/{self.member}>"
+        )
+
+
+class Rule(Base):
+    """
+    A stored rule (:meth:`crmflow.Engine.add_rule`): ``trigger`` is
+    ``created``, ``event``, ``entered``, ``left`` or ``changed``;
+    ``on_name`` and ``condition`` are ``''`` for any / always; ``actions``
+    holds one action per line (see ``docs/rules.md``).  Engines load rules
+    when they open (or :meth:`crmflow.Engine.reload_rules`).
+    """
+
+    __tablename__ = "rules"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.Text)
+    trigger: Mapped[str] = mapped_column(sa.Text)
+    on_name: Mapped[str] = mapped_column(sa.Text)
+    condition: Mapped[str] = mapped_column(sa.Text)
+    priority: Mapped[int] = mapped_column(sa.Integer)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean)
+    actions: Mapped[str] = mapped_column(sa.Text)
+
+
+class NumberingFormat(Base):
+    """
+    The number format of a kind (:meth:`crmflow.Engine.set_numbering`),
+    e.g. ``CASE-{n:04}``; ``zone`` is the IANA zone of the date fields and
+    the yearly reset.
+    """
+
+    __tablename__ = "numbering"
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    format: Mapped[str] = mapped_column(sa.Text)
+    yearly_reset: Mapped[bool] = mapped_column(sa.Boolean)
+    zone: Mapped[str] = mapped_column(sa.Text)
+
+    counters: Mapped[List["Counter"]] = relationship(
+        primaryjoin=lambda: NumberingFormat.kind == foreign(Counter.kind),
+        order_by=lambda: Counter.period,
+        viewonly=True,
+    )
+
+
+class Counter(Base):
+    """
+    The last number issued for a kind in a period (0, or the year with a
+    yearly reset).  Incremented in the same store transaction as the
+    create that uses the number.
+    """
+
+    __tablename__ = "counters"
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    period: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(sa.Integer)
 
 
 def create_engine(

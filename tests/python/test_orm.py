@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 import crmflow
-from crmflow import orm
+from crmflow import orm, routing
 
 from conftest import utc
 
@@ -35,13 +35,77 @@ def crm(db_path, clock, ticket):
         yield e
 
 
+# The tables each module creates on first use; the engine's own tables
+# exist as soon as it opens.
+_MODULE_TABLES = {
+    "timers", "sla_events", "outbox",                       # ServiceDesk
+    "teams", "team_members", "routing_state", "assignments",  # Router
+    "rules",                                                # add_rule
+    "numbering", "counters",                                # set_numbering
+}
+
+
+def _affinity(column):
+    """
+    Returns the SQLite declared type a model column stands for.
+    """
+    t = column.type
+    t = getattr(t, "impl_instance", t)
+    if isinstance(t, (sa.Integer, sa.Boolean)):
+        return "INTEGER"
+    if isinstance(t, sa.Float):
+        return "REAL"
+    if isinstance(t, sa.String):
+        return "TEXT"
+    return repr(t)
+
+
+@pytest.fixture
+def every_module(db_path, clock):
+    """
+    A file-backed engine where every core module has created its tables
+    and written rows: service_request with numbering (SR-0001), a rule
+    that notifies on create, an SLA desk whose 1 h response policy
+    notifies the supervisor on breach, and a router that assigned SR-0001
+    to team desk; the clock is then moved 2 h on and the desk ticked, so
+    the breach timer fired.  Yields (engine, desk, router).
+    """
+    with crmflow.Engine(db_path, clock=clock) as e:
+        e.register("service_request")
+        e.set_numbering("service_request", "SR-{n:04}")
+        e.add_rule(
+            "welcome",
+            "service_request",
+            trigger="created",
+            actions=["notify email with recipient = 'desk@example.com'; "
+                     "subject = txn.id"],
+        )
+        desk = crmflow.ServiceDesk(e, [crmflow.SlaPolicy(
+            "response", "service_request", datetime.timedelta(hours=1),
+            met=["resolved", "closed"],
+            escalation=[crmflow.Escalation(
+                1.0,
+                notify=[crmflow.Notify("email", "supervisor",
+                                       "response breached")])])])
+        router = routing.Router(e)
+        router.add_team(routing.Team("desk", ["ann", "bob"]))
+        e.create("service_request", attributes={"subject": "printer"})
+        router.assign("SR-0001", team="desk")
+        clock.advance(hours=2)
+        summary = desk.tick(clock.now)
+        assert 1 == summary.fired
+        yield e, desk, router
+
+
 class TestSchemaInSync:
-    def test_every_table_and_column_is_modelled(self, crm):
+    def test_every_table_and_column_is_modelled(self, every_module):
         """
-        Every table of a fresh database has a model with the same columns
-        and nullability; a table added later fails this test until it is
-        modelled.
+        Every table of a database where every module (engine, SLA desk,
+        router, rules, numbering) created its tables has a model with the
+        same columns, declared types and nullability; a table added later
+        fails this test until it is modelled.
         """
+        crm = every_module[0]
         db = sqlite3.connect(crm.path)
         tables = [
             r[0]
@@ -53,26 +117,100 @@ class TestSchemaInSync:
         live = {}
         for t in tables:
             live[t] = {
-                r[1]: (bool(r[3]), bool(r[5]))
+                r[1]: (bool(r[3]), bool(r[5]), r[2].upper())
                 for r in db.execute(f"PRAGMA table_info({t})")
             }
         db.close()
 
         modelled = {
             name: {
-                c.name: (not c.nullable, c.primary_key)
+                c.name: (not c.nullable, c.primary_key, _affinity(c))
                 for c in table.columns
             }
             for name, table in orm.Base.metadata.tables.items()
         }
 
+        assert _MODULE_TABLES <= set(live), "a module did not run"
         assert sorted(live) == sorted(modelled)
         for t in tables:
             assert sorted(live[t]) == sorted(modelled[t]), t
-            for column, (notnull, pk) in live[t].items():
-                if pk or t == "schema_version":
+            for column, (notnull, pk, type_) in live[t].items():
+                assert type_ == modelled[t][column][2], (t, column)
+                if t == "schema_version":
+                    continue  # no key in the file; the model keys version
+                assert pk == modelled[t][column][1], (t, column)
+                if pk:
                     continue
                 assert notnull == modelled[t][column][0], (t, column)
+
+    def test_module_rows_read_back_typed(self, every_module):
+        """
+        A fired SLA timer, its event, the outbox rows, the assignment, the
+        team, the rule and the counter read back through the ORM with
+        aware UTC datetimes, JSON bodies as dicts, booleans and their
+        transaction.
+        """
+        crm = every_module[0]
+        db = crm.sqlalchemy_engine()
+
+        with Session(db) as s:
+            timer = s.scalars(
+                sa.select(orm.Timer).where(orm.Timer.state == "fired")
+            ).one()
+            event = s.scalars(sa.select(orm.SlaEvent)).one()
+            outbox = s.scalars(
+                sa.select(orm.OutboxMessage).order_by(orm.OutboxMessage.id)
+            ).all()
+            assignment = s.scalars(sa.select(orm.Assignment)).one()
+            team = s.get(orm.Team, "desk")
+            rule = s.get(orm.Rule, "welcome")
+            numbering = s.get(orm.NumberingFormat, "service_request")
+            got = {
+                "timer": (timer.transaction.id, timer.policy, timer.step,
+                          timer.cycle, timer.due_at, timer.fired_at),
+                "event": (event.kind, event.share, event.time,
+                          event.recorded_at, event.transaction.kind),
+                "outbox": [(o.policy, o.recipient, o.subject, o.time,
+                            o.transaction.id) for o in outbox],
+                "bodies": [o.body for o in outbox],
+                "assignment": (assignment.transaction.id, assignment.team,
+                               assignment.member, assignment.time,
+                               assignment.previous_member),
+                "members": [(m.member, m.position, m.available)
+                            for m in team.members],
+                "rule": (rule.trigger, rule.enabled, rule.on_name),
+                "counters": [(c.period, c.last) for c in numbering.counters],
+                "yearly_reset": numbering.yearly_reset,
+            }
+
+        assert (
+            "SR-0001", "response", 0, 1,
+            utc(2026, 2, 2, 10), utc(2026, 2, 2, 11),
+        ) == got["timer"]
+        assert datetime.timezone.utc == got["timer"][5].tzinfo
+        assert (
+            "breach", 1.0, utc(2026, 2, 2, 10), utc(2026, 2, 2, 11),
+            "service_request",
+        ) == got["event"]
+        assert [
+            ("rule:welcome", "desk@example.com", "SR-0001",
+             utc(2026, 2, 2, 9), "SR-0001"),
+            ("response", "supervisor", "response breached",
+             utc(2026, 2, 2, 11), "SR-0001"),
+        ] == got["outbox"]
+        assert {"text": "", "rule": "welcome"} == got["bodies"][0]
+        assert isinstance(got["bodies"][1], dict)
+        assert "breached" == got["bodies"][1]["state"]
+        assert -3600 == got["bodies"][1]["remaining_seconds"]
+        assert (
+            "SR-0001", "desk", "ann", utc(2026, 2, 2, 9), None,
+        ) == got["assignment"]
+        assert datetime.timezone.utc == got["assignment"][3].tzinfo
+        assert [("ann", 0, True), ("bob", 1, True)] == got["members"]
+        assert ("created", True, "") == got["rule"]
+        assert [(0, 1)] == got["counters"]
+        assert got["yearly_reset"] is False
+        db.dispose()
 
 
 class TestBothDirections:

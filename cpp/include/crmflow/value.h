@@ -159,6 +159,9 @@ void SetAttribute(Attributes& attrs, std::string_view name, Value value);
 
 // Returns true when `text` is valid UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(std::string_view text);
+// Returns the byte offset of the first invalid UTF-8 sequence in `text`, or
+// std::string_view::npos when it is all valid.
+size_t FirstInvalidUtf8(std::string_view text);
 
 }  // namespace crmflow
 
