@@ -565,6 +565,44 @@ py::dict HistoryColumns(const std::vector<HistoryRow>& rows) {
   return d;
 }
 
+// Columnar conversion of transactions for a fast DataFrame; empty
+// customer and parent ids become None.
+py::dict TransactionColumns(const std::vector<Transaction>& rows) {
+  const size_t n = rows.size();
+  py::list id(n), kind(n), state(n), customer(n), parent(n), version(n),
+      wfv(n), created(n), updated(n), entered(n), attributes(n);
+  auto text_or_none = [](const std::string& v) {
+    return v.empty() ? py::object(py::none()) : py::object(py::str(v));
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const Transaction& t = rows[i];
+    id[i] = py::str(t.id);
+    kind[i] = py::str(t.kind);
+    state[i] = py::str(t.state);
+    customer[i] = text_or_none(t.customer_id);
+    parent[i] = text_or_none(t.parent_id);
+    version[i] = py::int_(t.version);
+    wfv[i] = py::int_(t.workflow_version);
+    created[i] = py::int_(t.created_at.micros);
+    updated[i] = py::int_(t.updated_at.micros);
+    entered[i] = py::int_(t.state_entered_at.micros);
+    attributes[i] = AttributesToPython(t.attributes);
+  }
+  py::dict d;
+  d["id"] = id;
+  d["kind"] = kind;
+  d["state"] = state;
+  d["customer_id"] = customer;
+  d["parent_id"] = parent;
+  d["version"] = version;
+  d["workflow_version"] = wfv;
+  d["created_at"] = created;
+  d["updated_at"] = updated;
+  d["state_entered_at"] = entered;
+  d["attributes"] = attributes;
+  return d;
+}
+
 py::dict DeviationColumns(const std::vector<Deviation>& rows) {
   const size_t n = rows.size();
   py::list id(n), txn(n), kind(n), pos(n), state(n), event(n), time(n),
@@ -1364,6 +1402,20 @@ PYBIND11_MODULE(_core, m) {
               r.emplace(engine.List(kind, state));
             }
             return Take(std::move(*r));
+          },
+          py::arg("kind") = "", py::arg("state") = "")
+      .def(
+          "transaction_columns",
+          [](PyEngine& e, py::handle kind_arg, py::handle state_arg) {
+            std::string kind = TextArg(kind_arg, "kind");
+            std::string state = TextArg(state_arg, "state");
+            Engine& engine = e.engine();
+            std::optional<StatusOr<std::vector<Transaction>>> r;
+            {
+              MaybeRelease nogil(e.release());
+              r.emplace(engine.List(kind, state));
+            }
+            return TransactionColumns(Take(std::move(*r)));
           },
           py::arg("kind") = "", py::arg("state") = "")
       .def(

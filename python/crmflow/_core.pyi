@@ -150,6 +150,12 @@ class Engine:
     ) -> Transaction: ...
     def get(self, id: str) -> Transaction: ...
     def list(self, kind: str = "", state: str = "") -> list[Transaction]: ...
+    def transaction_columns(
+        self, kind: str = "", state: str = ""
+    ) -> dict[str, list[Any]]:
+        """Columns id, kind, state, customer_id, parent_id (None when
+        empty), version, workflow_version, created_at, updated_at,
+        state_entered_at (int us) and attributes (dicts)."""
     def history(
         self,
         transaction_id: str = "",

@@ -1071,21 +1071,13 @@ class Engine(_core.Engine):
             workflow_version, created_at, updated_at, state_entered_at
             (``datetime64[us, UTC]``) and attributes (dicts).
         """
-        rows = super().list(_opt_str(kind, "kind"), _opt_str(state, "state"))
-        columns: Dict[str, Any] = {
-            "id": [t.id for t in rows],
-            "kind": [t.kind for t in rows],
-            "state": [t.state for t in rows],
-            "customer_id": [t.customer_id or None for t in rows],
-            "parent_id": [t.parent_id or None for t in rows],
-            "version": np.array([t.version for t in rows], dtype=np.int64),
-            "workflow_version": np.array(
-                [t.workflow_version for t in rows], dtype=np.int64
-            ),
-        }
+        columns: Dict[str, Any] = super().transaction_columns(
+            _opt_str(kind, "kind"), _opt_str(state, "state")
+        )
+        for name in ("version", "workflow_version"):
+            columns[name] = np.array(columns[name], dtype=np.int64)
         for name in ("created_at", "updated_at", "state_entered_at"):
-            columns[name] = _time_column([getattr(t, name) for t in rows])
-        columns["attributes"] = [dict(t.attributes) for t in rows]
+            columns[name] = _time_column(columns[name])
         return pd.DataFrame(columns)
 
     def history(  # type: ignore[override]
