@@ -378,6 +378,17 @@ PyCallContext Snapshot(const CallContext& c) {
   return p;
 }
 
+// Wraps a Python callable as a hook or action: it runs with the GIL held,
+// counted as a running callback, on a snapshot of the call.
+HookFn PythonHook(py::object fn) {
+  auto held = Hold(std::move(fn));
+  return [held](const CallContext& c) {
+    py::gil_scoped_acquire gil;
+    CallbackScope scope;
+    (*held)(Snapshot(c));
+  };
+}
+
 // Releases the GIL only where the work is worth it (SQLite I/O); the memory
 // store is fast enough that the release would cost more than it frees.
 class MaybeRelease {
@@ -1307,32 +1318,17 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("register_action",
            [](PyEngine& e, const std::string& name, py::object fn) {
-             auto held = Hold(std::move(fn));
-             e.engine().RegisterAction(name, [held](const CallContext& c) {
-               py::gil_scoped_acquire gil;
-               CallbackScope scope;
-               (*held)(Snapshot(c));
-             });
+             e.engine().RegisterAction(name, PythonHook(std::move(fn)));
            })
       .def("on_enter",
            [](PyEngine& e, const std::string& kind, const std::string& state,
               py::object fn) {
-             auto held = Hold(std::move(fn));
-             e.engine().OnEnter(kind, state, [held](const CallContext& c) {
-               py::gil_scoped_acquire gil;
-               CallbackScope scope;
-               (*held)(Snapshot(c));
-             });
+             e.engine().OnEnter(kind, state, PythonHook(std::move(fn)));
            })
       .def("on_exit",
            [](PyEngine& e, const std::string& kind, const std::string& state,
               py::object fn) {
-             auto held = Hold(std::move(fn));
-             e.engine().OnExit(kind, state, [held](const CallContext& c) {
-               py::gil_scoped_acquire gil;
-               CallbackScope scope;
-               (*held)(Snapshot(c));
-             });
+             e.engine().OnExit(kind, state, PythonHook(std::move(fn)));
            })
       .def(
           "create",
