@@ -193,6 +193,22 @@ py::dict DfgToPython(const Dfg& dfg) {
   return d;
 }
 
+py::dict TimesToPython(const std::vector<ActivityTime>& ts) {
+  std::vector<std::string> names;
+  std::vector<int64_t> events;
+  std::vector<const DurationStats*> stats;
+  for (const ActivityTime& t : ts) {
+    names.push_back(t.activity);
+    events.push_back(t.events);
+    stats.push_back(&t.duration);
+  }
+  py::dict d;
+  d["activity"] = Names(names);
+  d["events"] = Array(events);
+  AddStats(d, "duration_", stats);
+  return d;
+}
+
 // Codes and distinct values of one interned column.
 py::tuple Coded(const std::vector<int32_t>& codes, const StringPool& pool) {
   return py::make_tuple(Array(codes), Names(pool.strings()));
@@ -699,6 +715,17 @@ void crmflow_register_analytics(pybind11::module_& m) {
            [](const EventLog& log) {
              return DfgToPython(Compute(log, DirectlyFollows));
            })
+      .def("follows",
+           [](const EventLog& log) {
+             // Both figures from one gathering of the gaps (see
+             // DirectlyFollowsAndTimes): {"dfg": ..., "time_in_activity":
+             // ...}, each as dfg() and time_in_activity() return it.
+             FollowsAnalysis f = Compute(log, DirectlyFollowsAndTimes);
+             py::dict d;
+             d["dfg"] = DfgToPython(f.dfg);
+             d["time_in_activity"] = TimesToPython(f.time_in_activity);
+             return d;
+           })
       .def("variants",
            [](const EventLog& log) {
              VariantTable t = Compute(log, VariantIds);
@@ -712,14 +739,42 @@ void crmflow_register_analytics(pybind11::module_& m) {
              }
              const int32_t* act = log.activity_column().data();
              const size_t n = t.count.size();
-             py::list seqs(n), examples(n);
+             // Object arrays rather than lists: pandas takes them as they
+             // are, where a list of 68k tuples costs a pass to convert.
+             py::object empty = py::module_::import("numpy").attr("empty");
+             py::array seqs = empty(n, py::arg("dtype") = "object");
+             py::array examples = empty(n, py::arg("dtype") = "object");
+             PyObject** seq_slots =
+                 static_cast<PyObject**>(seqs.mutable_data());
+             PyObject** example_slots =
+                 static_cast<PyObject**>(examples.mutable_data());
              std::vector<int64_t> lengths(n);
              // Tens of thousands of new tuples would start the cyclic
              // collector over and over, and each pass walks every tuple
              // made so far; none of them can be part of a cycle.
              PausedGc paused_gc;
+             // The example cases are spread over the whole log: visited in
+             // variant order, every variant would cost cache misses on its
+             // offsets, its activities and its case id.  Visited in case
+             // order instead, those reads are sequential, and only the
+             // writes into the two slot arrays (8 bytes a variant) jump.
+             // The Nones numpy put in the slots are released in one
+             // sequential pass first: reading each slot when it is filled,
+             // at a random place, would cost a cache miss per variant.
              for (size_t i = 0; i < n; ++i) {
-               const int32_t c = t.example_case[i];
+               Py_XDECREF(seq_slots[i]);
+               seq_slots[i] = nullptr;
+               Py_XDECREF(example_slots[i]);
+               example_slots[i] = nullptr;
+             }
+             const int32_t num_cases = log.num_cases();
+             std::vector<int32_t> slot_of_case(num_cases, -1);
+             for (size_t i = 0; i < n; ++i) {
+               slot_of_case[t.example_case[i]] = static_cast<int32_t>(i);
+             }
+             for (int32_t c = 0; c < num_cases; ++c) {
+               const int32_t i = slot_of_case[c];
+               if (i < 0) continue;
                const int64_t b = log.case_begin(c), e = log.case_end(c);
                lengths[i] = e - b;
                PyObject* tuple = PyTuple_New(e - b);
@@ -729,12 +784,17 @@ void crmflow_register_analytics(pybind11::module_& m) {
                  Py_INCREF(name);
                  PyTuple_SET_ITEM(tuple, k - b, name);
                }
-               PyList_SET_ITEM(seqs.ptr(), i, tuple);  // steals
+               // A tuple of str cannot be part of a reference cycle: taken
+               // off the collector's lists here (as CPython itself does
+               // lazily), the first collection after the call does not
+               // walk 68k tuples.
+               PyObject_GC_UnTrack(tuple);
+               seq_slots[i] = tuple;
                const std::string& id = log.case_id(c);
                PyObject* example =
                    PyUnicode_FromStringAndSize(id.data(), id.size());
                if (example == nullptr) throw py::error_already_set();
-               PyList_SET_ITEM(examples.ptr(), i, example);
+               example_slots[i] = example;
              }
              py::dict d;
              d["variant"] = seqs;
@@ -745,20 +805,7 @@ void crmflow_register_analytics(pybind11::module_& m) {
            })
       .def("time_in_activity",
            [](const EventLog& log) {
-             auto ts = Compute(log, TimeInActivity);
-             std::vector<std::string> names;
-             std::vector<int64_t> events;
-             std::vector<const DurationStats*> stats;
-             for (const ActivityTime& t : ts) {
-               names.push_back(t.activity);
-               events.push_back(t.events);
-               stats.push_back(&t.duration);
-             }
-             py::dict d;
-             d["activity"] = Names(names);
-             d["events"] = Array(events);
-             AddStats(d, "duration_", stats);
-             return d;
+             return TimesToPython(Compute(log, TimeInActivity));
            })
       .def("case_durations",
            [](const EventLog& log) {

@@ -12,6 +12,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "crmflow/timestamp.h"
 #include "crmflow/value.h"
 #include "crmflow/workflow.h"
+#include "engine_handle.h"
 
 namespace py = pybind11;
 
@@ -54,7 +56,13 @@ Globals* globals = nullptr;
   py::object by_code = globals->errors_by_code;
   py::str key(CodeName(status.code()));
   if (by_code.contains(key)) cls = by_code[key];
-  PyErr_SetString(cls.ptr(), status.message().c_str());
+  // Messages quote the input, which may not be UTF-8 (bytes passed for a
+  // str argument): show such bytes escaped rather than fail to raise.
+  const std::string& text = status.message();
+  py::object message = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(
+      text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace"));
+  if (!message) throw py::error_already_set();
+  PyErr_SetObject(cls.ptr(), message.ptr());
   throw py::error_already_set();
 }
 
@@ -256,6 +264,8 @@ Value ValueFromPython(py::handle obj, const TimeZone& zone,
                "None)");
 }
 
+std::string TextArg(py::handle obj, const char* what);
+
 Attributes AttributesFromPython(py::handle obj, const TimeZone& zone) {
   Attributes attrs;
   if (obj.is_none()) return attrs;
@@ -264,7 +274,7 @@ Attributes AttributesFromPython(py::handle obj, const TimeZone& zone) {
     if (!PyUnicode_Check(item.first.ptr())) {
       ThrowInvalid("attributes: names must be str");
     }
-    std::string name = py::cast<std::string>(item.first);
+    std::string name = TextArg(item.first, "attribute name");
     SetAttribute(attrs, name, ValueFromPython(item.second, zone, name));
   }
   return attrs;
@@ -321,10 +331,12 @@ std::string PayloadArg(py::handle obj) {
 }
 
 // How many Python callbacks (guards, hooks, actions, clocks) are running
-// now, on any engine; guarded by the GIL.  Closing an engine, registering a
+// now on this thread, on any engine.  Closing an engine, registering a
 // workflow or steering its transaction from inside one would pull state
 // from under the call that is running, so those are refused meanwhile.
-int callback_depth = 0;
+// Per thread: a callback running on one thread must not refuse another
+// thread's begin() (which waits for the engine lock instead).
+thread_local int callback_depth = 0;
 
 // Counts one running callback for its lifetime.  Construct it with the GIL
 // held.
@@ -452,9 +464,27 @@ class PyEngine {
   void Close() {
     if (!engine_) return;
     RefuseInsideCallback("close()");
+    // Waits for other threads' calls (and for an explicit transaction of
+    // another thread) to end before the engine goes.
+    EngineLock lock(&mutex_);
+    if (!engine_) return;
     engine_->ClearCallbacks();
-    MaybeRelease nogil(release_);
-    engine_.reset();
+    {
+      MaybeRelease nogil(release_);
+      engine_.reset();
+    }
+    // Closing rolls back an open transaction of this thread.
+    mutex_.KeepForTransactions(0);
+  }
+
+  // Serialises the threads that use this engine (see EngineMutex); every
+  // method that reaches engine() takes it first.
+  EngineMutex& mutex() { return mutex_; }
+
+  // Makes the lock levels kept for explicit transactions match the store
+  // (after begin, commit or rollback, whatever their outcome).
+  void SyncTransactions() {
+    mutex_.KeepForTransactions(engine_ ? engine_->store().depth() : 0);
   }
 
   bool release() const { return release_; }
@@ -485,6 +515,7 @@ class PyEngine {
   std::string path_;
   TimeZone zone_;
   bool release_ = false;
+  EngineMutex mutex_;
   std::unique_ptr<Engine> engine_;
   std::unordered_map<std::string, py::object> state_names_;
   struct StateSlot {
@@ -495,6 +526,17 @@ class PyEngine {
   static constexpr size_t kStateSlots = 64;
   StateSlot state_slots_[kStateSlots];
 };
+
+// Refuses `what` (commit() or rollback()) on a thread other than the one
+// that holds an explicit transaction open: it would otherwise wait for the
+// very transaction it means to end.
+void RefuseOtherThreadsTransaction(PyEngine& e, const char* what) {
+  if (e.mutex().InTransaction() && !e.mutex().HeldHere()) {
+    ThrowInvalid(std::string(what) + ": the open transaction of engine \"" +
+                 e.path() + "\" was begun by another thread; only that "
+                 "thread can commit or roll it back");
+  }
+}
 
 StateRole RoleFromString(const std::string& role) {
   if (role == "initial") return StateRole::kInitial;
@@ -516,27 +558,7 @@ const char* RoleName(StateRole role) {
   return "normal";
 }
 
-const char* ProblemKindName(Problem::Kind kind) {
-  switch (kind) {
-    case Problem::Kind::kNoInitialState:
-      return "no_initial_state";
-    case Problem::Kind::kSeveralInitialStates:
-      return "several_initial_states";
-    case Problem::Kind::kNoTerminalState:
-      return "no_terminal_state";
-    case Problem::Kind::kUnreachableState:
-      return "unreachable_state";
-    case Problem::Kind::kDeadEnd:
-      return "dead_end";
-    case Problem::Kind::kAmbiguousTransition:
-      return "ambiguous_transition";
-    case Problem::Kind::kUnknownName:
-      return "unknown_name";
-    case Problem::Kind::kTerminalHasExit:
-      return "terminal_has_exit";
-  }
-  return "unknown";
-}
+// ProblemKindName is workflow.h's.
 
 // Columnar conversion of history rows for a fast DataFrame.
 py::dict HistoryColumns(const std::vector<HistoryRow>& rows) {
@@ -899,6 +921,7 @@ PyObject* FireMethod(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
     if (a[6] != nullptr && !IsEmptyStr(a[6])) {
       options.source = TextArg(a[6], "source");
     }
+    EngineLock lock(&e.mutex());
     Engine& engine = e.engine();
     std::optional<StatusOr<FireResult>> r;
     {
@@ -1061,6 +1084,59 @@ std::vector<int64_t> TimeColumn(py::handle times, size_t n,
 // Defined in analytics_module.cc: the EventLog, analytics and conformance.
 #include "engine_handle.h"
 
+void crmflow::EngineMutex::LockSlow() {
+  using Clock = std::chrono::steady_clock;
+  // Another thread holds the engine: wait without the GIL, which that
+  // thread may need for a callback before it can let go.
+  PyThreadState* saved = PyEval_SaveThread();
+  bool timed_out = false;
+  {
+    std::unique_lock<std::mutex> g(wait_mu_);
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    // When the holder is inside an explicit transaction: since when.
+    std::optional<Clock::time_point> behind_transaction;
+    for (;;) {
+      // Orders our waiters_ increment before the look at the owner, as
+      // Unlock() orders its release before its look at waiters_.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (TryLock()) break;
+      if (InTransaction()) {
+        Clock::time_point now = Clock::now();
+        if (!behind_transaction) behind_transaction = now;
+        if (now - *behind_transaction >=
+            std::chrono::milliseconds(kTransactionWaitMs)) {
+          timed_out = true;
+          break;
+        }
+      } else {
+        behind_transaction.reset();
+      }
+      // Unlock() wakes us; the slice only bounds how late a transaction
+      // begun meanwhile is noticed.
+      wait_cv_.wait_for(g, std::chrono::milliseconds(50));
+    }
+    waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  PyEval_RestoreThread(saved);
+  if (timed_out) {
+    crmflow::ThrowStatus(crmflow::Status(
+        crmflow::Code::kStoreError,
+        "engine busy: waited " + std::to_string(kTransactionWaitMs / 1000) +
+            " s for an explicit transaction that another thread began and "
+            "has not committed or rolled back (a transaction keeps the "
+            "engine for its thread until commit() or rollback())"));
+  }
+}
+
+crmflow::EngineLock crmflow_lock_engine(pybind11::handle engine) {
+  if (!py::isinstance<crmflow::PyEngine>(engine)) {
+    crmflow::ThrowInvalid(std::string("expected a crmflow Engine (got ") +
+                          Py_TYPE(engine.ptr())->tp_name + ")");
+  }
+  return crmflow::EngineLock(&py::cast<crmflow::PyEngine&>(engine).mutex(),
+                             py::reinterpret_borrow<py::object>(engine));
+}
+
 crmflow::Engine& crmflow_unwrap_engine(pybind11::handle engine) {
   if (!py::isinstance<crmflow::PyEngine>(engine)) {
     crmflow::ThrowInvalid(std::string("expected a crmflow Engine (got ") +
@@ -1087,6 +1163,11 @@ crmflow::Timestamp crmflow_time_from_python(pybind11::handle value,
                                             const crmflow::TimeZone& zone,
                                             const char* what) {
   return crmflow::TimestampFromPython(value, zone, what);
+}
+
+crmflow::Attributes crmflow_attributes_from_python(
+    pybind11::handle value, const crmflow::TimeZone& zone) {
+  return crmflow::AttributesFromPython(value, zone);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -1159,6 +1240,7 @@ PYBIND11_MODULE(_core, m) {
                d["state"] = p.state;
                d["event"] = p.event;
                d["message"] = p.message;
+               d["severity"] = ProblemSeverityName(p.severity);
                out.append(d);
              }
              return out;
@@ -1257,10 +1339,15 @@ PYBIND11_MODULE(_core, m) {
                              [](const PyEngine& e) { return e.zone().name(); })
       .def_property_readonly("path", &PyEngine::path)
       .def("close", &PyEngine::Close)
-      .def("now", [](PyEngine& e) { return e.engine().Now().micros; })
+      .def("now",
+           [](PyEngine& e) {
+             EngineLock lock(&e.mutex());
+             return e.engine().Now().micros;
+           })
       .def(
           "register",
           [](PyEngine& e, const Workflow& wf, const std::string& definition) {
+            EngineLock lock(&e.mutex());
             RefuseInsideCallback("register()");
             Engine& engine = e.engine();
             Status st;
@@ -1271,9 +1358,14 @@ PYBIND11_MODULE(_core, m) {
             Check(st);
           },
           py::arg("workflow"), py::arg("definition") = "")
-      .def("kinds", [](PyEngine& e) { return e.engine().kinds(); })
+      .def("kinds",
+           [](PyEngine& e) {
+             EngineLock lock(&e.mutex());
+             return e.engine().kinds();
+           })
       .def("workflow",
            [](PyEngine& e, const std::string& kind) {
+             EngineLock lock(&e.mutex());
              const Workflow* wf = e.engine().FindWorkflow(kind);
              if (wf == nullptr) {
                ThrowStatus(Status(Code::kNotFound,
@@ -1283,6 +1375,7 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("stored_workflows",
            [](PyEngine& e) {
+             EngineLock lock(&e.mutex());
              auto rows = Take(e.engine().StoredWorkflows());
              py::list out;
              for (const auto& w : rows) {
@@ -1292,6 +1385,7 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("register_guard",
            [](PyEngine& e, const std::string& name, py::object fn) {
+             EngineLock lock(&e.mutex());
              auto held = Hold(std::move(fn));
              e.engine().RegisterGuard(
                  name, [held, name](const CallContext& c,
@@ -1318,16 +1412,19 @@ PYBIND11_MODULE(_core, m) {
            })
       .def("register_action",
            [](PyEngine& e, const std::string& name, py::object fn) {
+             EngineLock lock(&e.mutex());
              e.engine().RegisterAction(name, PythonHook(std::move(fn)));
            })
       .def("on_enter",
            [](PyEngine& e, const std::string& kind, const std::string& state,
               py::object fn) {
+             EngineLock lock(&e.mutex());
              e.engine().OnEnter(kind, state, PythonHook(std::move(fn)));
            })
       .def("on_exit",
            [](PyEngine& e, const std::string& kind, const std::string& state,
               py::object fn) {
+             EngineLock lock(&e.mutex());
              e.engine().OnExit(kind, state, PythonHook(std::move(fn)));
            })
       .def(
@@ -1335,6 +1432,7 @@ PYBIND11_MODULE(_core, m) {
           [](PyEngine& e, py::handle kind, py::handle id, py::handle customer,
              py::handle parent, py::handle attributes, py::handle time,
              py::handle actor, py::handle source) {
+            EngineLock lock(&e.mutex());
             CreateRequest req;
             req.kind = TextArg(kind, "kind");
             req.id = TextArg(id, "id");
@@ -1358,12 +1456,14 @@ PYBIND11_MODULE(_core, m) {
           py::arg("source") = "")
       .def("allowed_events",
            [](PyEngine& e, py::handle id) {
+             EngineLock lock(&e.mutex());
              return Take(e.engine().AllowedEvents(TextArg(id, "id")));
            })
       .def(
           "set_attributes",
           [](PyEngine& e, py::handle id_arg, py::handle attributes,
              int64_t expected_version) {
+            EngineLock lock(&e.mutex());
             std::string id = TextArg(id_arg, "id");
             Attributes attrs = AttributesFromPython(attributes, e.zone());
             Engine& engine = e.engine();
@@ -1377,6 +1477,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("id"), py::arg("attributes"), py::arg("expected_version"))
       .def("get",
            [](PyEngine& e, py::handle id_arg) {
+             EngineLock lock(&e.mutex());
              std::string id = TextArg(id_arg, "id");
              Engine& engine = e.engine();
              std::optional<StatusOr<Transaction>> r;
@@ -1389,6 +1490,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "list",
           [](PyEngine& e, py::handle kind_arg, py::handle state_arg) {
+            EngineLock lock(&e.mutex());
             std::string kind = TextArg(kind_arg, "kind");
             std::string state = TextArg(state_arg, "state");
             Engine& engine = e.engine();
@@ -1403,6 +1505,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "transaction_columns",
           [](PyEngine& e, py::handle kind_arg, py::handle state_arg) {
+            EngineLock lock(&e.mutex());
             std::string kind = TextArg(kind_arg, "kind");
             std::string state = TextArg(state_arg, "state");
             Engine& engine = e.engine();
@@ -1418,6 +1521,7 @@ PYBIND11_MODULE(_core, m) {
           "history",
           [](PyEngine& e, py::handle transaction_id, py::handle kind,
              py::handle start, py::handle end) {
+            EngineLock lock(&e.mutex());
             HistoryQuery q;
             q.transaction_id = TextArg(transaction_id, "transaction_id");
             q.kind = TextArg(kind, "kind");
@@ -1436,6 +1540,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "deviations",
           [](PyEngine& e, const std::string& kind) {
+            EngineLock lock(&e.mutex());
             Engine& engine = e.engine();
             std::optional<StatusOr<std::vector<Deviation>>> r;
             {
@@ -1447,6 +1552,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("kind") = "")
       .def("imports",
            [](PyEngine& e) {
+             EngineLock lock(&e.mutex());
              auto rows = Take(e.engine().store().QueryImports());
              py::dict d;
              py::list id, file, kind, started, cases, applied, dev, rej, skip;
@@ -1478,6 +1584,7 @@ PYBIND11_MODULE(_core, m) {
              py::sequence times, py::object actors, py::object payloads,
              py::object sources, int64_t commit_every,
              bool record_deviations) {
+            EngineLock lock(&e.mutex());
             const size_t n = py::len(ids);
             if (py::len(events) != n || py::len(times) != n) {
               ThrowInvalid("replay: ids, events and times differ in length");
@@ -1535,29 +1642,48 @@ PYBIND11_MODULE(_core, m) {
           py::arg("actors") = py::none(), py::arg("payloads") = py::none(),
           py::arg("sources") = py::none(), py::arg("commit_every") = 0,
           py::arg("record_deviations") = true)
+      // An explicit transaction keeps the engine lock on the thread that
+      // began it until the matching commit() or rollback(), so other
+      // threads' calls wait instead of landing inside it (EngineMutex).
       .def("begin",
            [](PyEngine& e) {
              RefuseInsideCallback("begin()");
-             Check(e.engine().Begin());
+             EngineLock lock(&e.mutex());
+             Engine& engine = e.engine();
+             Status st;
+             {
+               MaybeRelease nogil(e.release());
+               st = engine.Begin();
+             }
+             e.SyncTransactions();
+             Check(st);
            })
       .def("commit",
            [](PyEngine& e) {
              RefuseInsideCallback("commit()");
+             RefuseOtherThreadsTransaction(e, "commit()");
+             EngineLock lock(&e.mutex());
              Engine& engine = e.engine();
              Status st;
              {
                MaybeRelease nogil(e.release());
                st = engine.Commit();
              }
+             e.SyncTransactions();
              Check(st);
            })
       .def("rollback",
            [](PyEngine& e) {
              RefuseInsideCallback("rollback()");
-             Check(e.engine().Rollback());
+             RefuseOtherThreadsTransaction(e, "rollback()");
+             EngineLock lock(&e.mutex());
+             Status st = e.engine().Rollback();
+             e.SyncTransactions();
+             Check(st);
            })
       .def("report",
            [](PyEngine& e) {
+             EngineLock lock(&e.mutex());
              Engine& engine = e.engine();
              std::optional<StatusOr<std::vector<KindReport>>> r;
              {
@@ -1569,6 +1695,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "import_event_log",
           [](PyEngine& e, const std::string& path, const py::dict& m) {
+            EngineLock lock(&e.mutex());
             EventLogMapping mapping;
             mapping.common = CommonFromDict(m);
             Opt(m, "activity_column", &mapping.activity_column);
@@ -1589,6 +1716,7 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "import_milestones",
           [](PyEngine& e, const std::string& path, const py::dict& m) {
+            EngineLock lock(&e.mutex());
             MilestoneMapping mapping;
             mapping.common = CommonFromDict(m);
             Opt(m, "created_column", &mapping.created_column);
@@ -1627,10 +1755,11 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "parse_timestamp",
-      [](const std::string& text, const std::string& format,
-         const std::string& zone) {
-        TimeZone tz = Take(TimeZone::Load(zone));
-        return Take(ParseTimestamp(text, format, tz)).micros;
+      [](py::handle text, py::handle format, py::handle zone) {
+        TimeZone tz = Take(TimeZone::Load(TextArg(zone, "zone")));
+        return Take(ParseTimestamp(TextArg(text, "time"),
+                                   TextArg(format, "time format"), tz))
+            .micros;
       },
       py::arg("text"), py::arg("format") = "", py::arg("zone") = "UTC");
   m.def(
@@ -1650,4 +1779,5 @@ PYBIND11_MODULE(_core, m) {
   crmflow_register_service(m);
   crmflow_register_routing(m);
   crmflow_register_rules(m);
+  crmflow_register_approvals(m);
 }

@@ -10,9 +10,167 @@
 
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <utility>
+
 #include "crmflow/engine.h"
+#include "crmflow/routing.h"
 #include "crmflow/status.h"
 #include "crmflow/timestamp.h"
+
+namespace crmflow {
+
+// The lock that serialises every use of one Python engine from several
+// Python threads.  The C++ Engine and its SQLite connection are not
+// thread-safe, and calls on a SQLite engine release the GIL, so the GIL
+// alone does not keep two threads out of one engine.
+//
+// Recursive: Python callbacks (guards, hooks, actions, the clock, rule
+// conditions, routing strategies) run on the thread that holds the engine
+// and may read the same engine again.
+//
+// Deadlock-free with the GIL: Lock() is called with the GIL held and never
+// blocks while holding it.  An uncontended lock is one compare-and-swap;
+// when another thread holds the engine, the GIL is released for the wait
+// (that thread may need the GIL for a callback) and taken back after.
+//
+// An explicit transaction (begin() .. commit()/rollback()) keeps the lock
+// on the thread that began it, so another thread's calls cannot slip into
+// it: they wait.  A wait behind an open transaction is bounded by
+// kTransactionWaitMs (the SQLite store's busy timeout, the time another
+// process's open transaction may make a writer wait); past it the waiting
+// call fails with a StoreError ("engine busy") naming the situation, so a
+// thread that begins and never commits cannot hang the others silently.
+class EngineMutex {
+ public:
+  static constexpr int kTransactionWaitMs = 10000;
+
+  EngineMutex() = default;
+  EngineMutex(const EngineMutex&) = delete;
+  EngineMutex& operator=(const EngineMutex&) = delete;
+
+  // Takes the lock for the calling thread (again, when it holds it).
+  // Call with the GIL held; returns with it held.  Throws (a crmflow
+  // error) after waiting kTransactionWaitMs behind another thread's open
+  // transaction.
+  void Lock() {
+    if (!TryLock()) LockSlow();
+  }
+
+  // Takes the lock without waiting; false when another thread holds it.
+  bool TryLock() {
+    const uintptr_t me = Self();
+    if (owner_.load(std::memory_order_relaxed) == me) {
+      ++depth_;
+      return true;
+    }
+    uintptr_t expected = 0;
+    if (owner_.compare_exchange_strong(expected, me,
+                                       std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+      depth_ = 1;
+      return true;
+    }
+    return false;
+  }
+
+  // Drops one level taken by the calling thread.
+  void Unlock() {
+    if (--depth_ > 0) return;
+    owner_.store(0, std::memory_order_seq_cst);
+    if (waiters_.load(std::memory_order_seq_cst) > 0) WakeWaiters();
+  }
+
+  // True when the calling thread holds the lock.
+  bool HeldHere() const {
+    return owner_.load(std::memory_order_relaxed) == Self();
+  }
+
+  // Explicit transactions.  The calling thread holds the lock; makes the
+  // levels kept for open transactions equal `open` (the store's nesting
+  // depth after begin/commit/rollback).
+  void KeepForTransactions(int open) {
+    if (open < 0) open = 0;
+    depth_ += open - transactions_;
+    transactions_ = open;
+    in_transaction_.store(open > 0, std::memory_order_relaxed);
+  }
+
+  // True when some thread holds an explicit transaction open.
+  bool InTransaction() const {
+    return in_transaction_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // A number per thread, never 0 and never reused: a thread that exits
+  // holding the lock (an abandoned transaction) must not pass it on to a
+  // later thread that happens to get the same stack, thread descriptor or
+  // thread-local block (all of which are recycled).
+  static uintptr_t Self() {
+    static thread_local uintptr_t self = 0;
+    if (self == 0) self = NextThreadNumber();
+    return self;
+  }
+  static uintptr_t NextThreadNumber() {
+    static std::atomic<uintptr_t> next{0};
+    return next.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  void LockSlow();  // core_module.cc
+  void WakeWaiters() {
+    { std::lock_guard<std::mutex> g(wait_mu_); }
+    wait_cv_.notify_all();
+  }
+
+  std::atomic<uintptr_t> owner_{0};
+  int depth_ = 0;         // levels held by the owner; only it touches this
+  int transactions_ = 0;  // of which kept for open explicit transactions
+  std::atomic<bool> in_transaction_{false};
+  std::atomic<int> waiters_{0};
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+};
+
+// Holds an EngineMutex for its lifetime (see crmflow_lock_engine), and
+// optionally a reference to the Python engine that owns it, so that the
+// mutex outlives the guard even when the caller's only reference was weak.
+// Destroy it with the GIL held.
+class EngineLock {
+ public:
+  EngineLock() = default;
+  explicit EngineLock(EngineMutex* mu, pybind11::object keep = {})
+      : mu_(mu), keep_(std::move(keep)) {
+    mu_->Lock();
+  }
+  EngineLock(EngineLock&& other) noexcept
+      : mu_(other.mu_), keep_(std::move(other.keep_)) {
+    other.mu_ = nullptr;
+  }
+  EngineLock& operator=(EngineLock&&) = delete;
+  EngineLock(const EngineLock&) = delete;
+  ~EngineLock() {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+
+ private:
+  EngineMutex* mu_ = nullptr;
+  pybind11::object keep_;
+};
+
+}  // namespace crmflow
+
+// Serialises the calling thread's use of `engine` with every other
+// thread's until the returned guard is destroyed; call it first, with the
+// GIL held, in every entry point that reaches the engine's core, e.g.
+//   crmflow::EngineLock lock = crmflow_lock_engine(engine);
+// then release the GIL for SQLite work as before.  The guard keeps a
+// reference to `engine` (a temporary, e.g. from a weak reference, is
+// fine) and must be destroyed with the GIL held.  Raises
+// InvalidArgumentError when `engine` is not an engine; an engine closed
+// meanwhile is reported by crmflow_unwrap_engine, so unwrap after locking.
+crmflow::EngineLock crmflow_lock_engine(pybind11::handle engine);
 
 // Returns the C++ engine of `engine` (a crmflow._core.Engine or subclass).
 // Raises InvalidArgumentError when it is closed or not an engine.  The
@@ -36,9 +194,19 @@ crmflow::Timestamp crmflow_time_from_python(pybind11::handle value,
                                             const char* what);
 
 // Registration functions of the extra binding files.
+// Converts a dict of attributes as Engine.create takes them; naive
+// datetimes are in `zone`.  Throws InvalidArgumentError naming the key.
+crmflow::Attributes crmflow_attributes_from_python(
+    pybind11::handle value, const crmflow::TimeZone& zone);
+
 void crmflow_register_analytics(pybind11::module_& m);
 void crmflow_register_service(pybind11::module_& m);
 void crmflow_register_routing(pybind11::module_& m);
 void crmflow_register_rules(pybind11::module_& m);
+void crmflow_register_approvals(pybind11::module_& m);
+
+// Returns the C++ router of `router` (a crmflow._core.Router); raises
+// TypeError for anything else.  Valid while the Python object lives.
+crmflow::Router* crmflow_unwrap_router(pybind11::handle router);
 
 #endif  // CRMFLOW_BINDINGS_ENGINE_HANDLE_H_

@@ -42,10 +42,23 @@ struct PyRouter {
   std::unique_ptr<Router> router;
 
   ~PyRouter() {
-    // Strategies hold Python callables: drop them while the GIL is held.
-    if (router) router->ClearStrategies();
+    // Strategies hold Python callables: drop them while the GIL is held;
+    // the router is attached to an engine another thread may be using.
+    if (!router) return;
+    try {
+      crmflow::EngineLock lock = crmflow_lock_engine(engine);
+      router->ClearStrategies();
+      router.reset();
+    } catch (...) {
+      router->ClearStrategies();
+    }
   }
 };
+
+// Returns the C++ router of a _core.Router (for the approvals binding).
+Router* TakeRouter(py::handle router) {
+  return py::cast<PyRouter&>(router).router.get();
+}
 
 py::dict TeamToDict(const Team& t) {
   py::list members;
@@ -108,6 +121,7 @@ void crmflow_register_routing(pybind11::module_& m) {
 
   py::class_<PyRouter>(m, "Router")
       .def(py::init([](py::object engine) {
+             EngineLock lock = crmflow_lock_engine(engine);
              auto r = std::make_unique<PyRouter>();
              r->router = TakeRouting(
                  Router::Attach(&crmflow_unwrap_engine(engine)));
@@ -119,6 +133,7 @@ void crmflow_register_routing(pybind11::module_& m) {
           "add_team",
           [](PyRouter& r, const std::string& name, py::list members,
              const std::string& strategy) {
+            EngineLock lock = crmflow_lock_engine(r.engine);
             Team t;
             t.name = name;
             t.strategy = strategy;
@@ -143,10 +158,12 @@ void crmflow_register_routing(pybind11::module_& m) {
           py::arg("strategy") = "round_robin")
       .def("remove_team",
            [](PyRouter& r, const std::string& name) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              CheckRouting(r.router->RemoveTeam(name));
            })
       .def("teams",
            [](PyRouter& r) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              py::list out;
              for (const Team& t : r.router->teams()) out.append(TeamToDict(t));
              return out;
@@ -154,6 +171,7 @@ void crmflow_register_routing(pybind11::module_& m) {
       .def("set_available",
            [](PyRouter& r, const std::string& team, const std::string& member,
               bool available) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              CheckRouting(r.router->SetAvailable(team, member, available));
            })
       .def(
@@ -162,6 +180,7 @@ void crmflow_register_routing(pybind11::module_& m) {
              const std::vector<std::pair<std::string, std::string>>& equals,
              const std::string& condition,
              const std::vector<std::string>& skills) {
+            EngineLock lock = crmflow_lock_engine(r.engine);
             RoutingRule rule;
             rule.team = team;
             rule.kind = kind;
@@ -177,9 +196,14 @@ void crmflow_register_routing(pybind11::module_& m) {
               std::vector<std::pair<std::string, std::string>>{},
           py::arg("condition") = "",
           py::arg("skills") = std::vector<std::string>{})
-      .def("clear_rules", [](PyRouter& r) { r.router->ClearRules(); })
+      .def("clear_rules",
+           [](PyRouter& r) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
+             r.router->ClearRules();
+           })
       .def("register_strategy",
            [](PyRouter& r, const std::string& name, py::function fn) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              // The callable gets (transaction id, eligible ids, open loads,
              // position) and returns a member id or None.
              auto holder = std::make_shared<py::function>(std::move(fn));
@@ -199,6 +223,7 @@ void crmflow_register_routing(pybind11::module_& m) {
            })
       .def("route",
            [](PyRouter& r, const std::string& id) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              return TakeRouting(r.router->Route(id));
            })
       .def(
@@ -206,6 +231,7 @@ void crmflow_register_routing(pybind11::module_& m) {
           [](PyRouter& r, const std::string& id, const std::string& team,
              const std::vector<std::string>& skills, py::object time,
              const std::string& reason) {
+            EngineLock lock = crmflow_lock_engine(r.engine);
             AssignOptions o;
             o.team = team;
             o.skills = skills;
@@ -221,11 +247,13 @@ void crmflow_register_routing(pybind11::module_& m) {
           py::arg("time") = py::none(), py::arg("reason") = "")
       .def("position",
            [](PyRouter& r, const std::string& team) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              return TakeRouting(r.router->Position(team));
            })
       .def(
           "assignments",
           [](PyRouter& r, const std::string& id) {
+            EngineLock lock = crmflow_lock_engine(r.engine);
             py::list out;
             for (const Assignment& a : TakeRouting(r.router->Assignments(id))) {
               out.append(AssignmentToDict(a));
@@ -235,6 +263,7 @@ void crmflow_register_routing(pybind11::module_& m) {
           py::arg("transaction_id") = "")
       .def("loads",
            [](PyRouter& r) {
+             EngineLock lock = crmflow_lock_engine(r.engine);
              py::list out;
              for (const MemberLoad& l : TakeRouting(r.router->Loads())) {
                py::dict d;
@@ -247,6 +276,7 @@ void crmflow_register_routing(pybind11::module_& m) {
              return out;
            })
       .def("handovers", [](PyRouter& r) {
+        EngineLock lock = crmflow_lock_engine(r.engine);
         return ReportToDict(TakeRouting(r.router->Handovers()));
       });
 
@@ -270,4 +300,8 @@ void crmflow_register_routing(pybind11::module_& m) {
         return ReportToDict(rep);
       },
       py::arg("ids"), py::arg("teams"));
+}
+
+crmflow::Router* crmflow_unwrap_router(pybind11::handle router) {
+  return crmflow::TakeRouter(router);
 }

@@ -9,6 +9,7 @@
 //
 // crmflow_register_rules is called from PYBIND11_MODULE in core_module.cc.
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -52,10 +53,176 @@ py::dict RuleToDict(const Rule& r) {
   return d;
 }
 
+// A ConditionSet whose entries may also be Python callables, called with
+// the record (the dict as given) and tested for truth.
+struct PyConditionSet {
+  ConditionSet native;
+  std::vector<int> native_index;  // per entry; -1 for a callable
+  std::vector<py::object> callables;  // per entry; None for a text
+  bool has_callables = false;
+};
+
+PyConditionSet MakeConditionSet(const py::list& conditions,
+                                const py::dict& attributes) {
+  ExprSchema schema;
+  for (auto item : attributes) {
+    auto type = ParseValueType(py::cast<std::string>(item.second));
+    if (!type.ok()) crmflow_throw_status(type.status());
+    schema.attributes.push_back({py::cast<std::string>(item.first), *type});
+  }
+  PyConditionSet set;
+  std::vector<std::string> texts;
+  for (py::handle c : conditions) {
+    if (PyUnicode_Check(c.ptr())) {
+      set.native_index.push_back(static_cast<int>(texts.size()));
+      set.callables.push_back(py::none());
+      texts.push_back(py::cast<std::string>(c));
+    } else if (PyCallable_Check(c.ptr())) {
+      set.native_index.push_back(-1);
+      set.callables.push_back(py::reinterpret_borrow<py::object>(c));
+      set.has_callables = true;
+    } else {
+      crmflow_throw_status(Status(
+          Code::kInvalidArgument,
+          "condition " + std::to_string(set.native_index.size() + 1) +
+              ": expected an expression text or a callable (got " +
+              std::string(py::str(py::type::of(c).attr("__name__"))) + ")"));
+    }
+  }
+  auto compiled = ConditionSet::Compile(texts, schema);
+  if (!compiled.ok()) {
+    // Number the conditions as the caller gave them, callables included.
+    std::string msg = compiled.status().message();
+    size_t colon = msg.find(':');
+    int text_no = std::stoi(msg.substr(10, colon - 10));
+    for (size_t i = 0; i < set.native_index.size(); ++i) {
+      if (set.native_index[i] == text_no - 1) {
+        msg = "condition " + std::to_string(i + 1) + msg.substr(colon);
+        break;
+      }
+    }
+    crmflow_throw_status(Status(compiled.status().code(), msg));
+  }
+  set.native = std::move(*compiled);
+  return set;
+}
+
+// Calls `visit(record index, matched entries)` for every record of every
+// pass, in order.
+template <typename Visit>
+void EvaluateRecords(const PyConditionSet& set, const py::list& records,
+                     int64_t passes, Visit visit) {
+  const TimeZone utc;
+  std::vector<Attributes> rows;
+  rows.reserve(records.size());
+  for (py::handle r : records) {
+    rows.push_back(crmflow_attributes_from_python(r, utc));
+  }
+  const size_t n = set.native_index.size();
+  std::vector<uint8_t> native(set.native.size());
+  std::vector<uint8_t> matched(n);
+  // Borrowed: the list holds the records for the whole call.
+  std::vector<PyObject*> objects;
+  objects.reserve(records.size());
+  for (py::handle r : records) objects.push_back(r.ptr());
+  const bool has_native = set.native.size() > 0;
+  auto one = [&](size_t row) {
+    if (has_native) {
+      EvalContext ctx;
+      ctx.attributes = &rows[row];
+      Status st = set.native.Evaluate(ctx, native.data());
+      if (!st.ok()) {
+        crmflow_throw_status(Status(st.code(), "record " +
+                                                   std::to_string(row + 1) +
+                                                   ": " + st.message()));
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      int k = set.native_index[i];
+      if (k >= 0) {
+        matched[i] = native[k];
+        continue;
+      }
+      // One vectorcall, as cheap as a call from C++ gets.
+      PyObject* r = PyObject_CallOneArg(set.callables[i].ptr(), objects[row]);
+      if (r == nullptr) throw py::error_already_set();
+      int truth = PyObject_IsTrue(r);
+      Py_DECREF(r);
+      if (truth < 0) throw py::error_already_set();
+      matched[i] = static_cast<uint8_t>(truth);
+    }
+    visit(row, matched.data());
+  };
+  for (int64_t p = 0; p < passes; ++p) {
+    for (size_t row = 0; row < rows.size(); ++row) one(row);
+  }
+}
+
 }  // namespace
 }  // namespace crmflow
 
 void crmflow_register_rules(py::module_& m) {
+  py::class_<crmflow::PyConditionSet>(
+      m, "ConditionSet",
+      "Conditions evaluated together over records (see rules.h).")
+      .def(py::init(&crmflow::MakeConditionSet), py::arg("conditions"),
+           py::arg("attributes"))
+      .def("__len__",
+           [](const crmflow::PyConditionSet& s) {
+             return s.native_index.size();
+           })
+      .def_property_readonly(
+          "operand_count",
+          [](const crmflow::PyConditionSet& s) {
+            return s.native.operand_count();
+          })
+      .def(
+          "count",
+          [](const crmflow::PyConditionSet& s, const py::list& records,
+             int64_t passes) {
+            std::vector<int64_t> counts(s.native_index.size(), 0);
+            auto add = [&](size_t, const uint8_t* hit) {
+              for (size_t i = 0; i < counts.size(); ++i) counts[i] += hit[i];
+            };
+            crmflow::EvaluateRecords(s, records, passes, add);
+            return counts;
+          },
+          py::arg("records"), py::arg("passes") = 1,
+          "Returns the number of records matched by each condition, over "
+          "`passes` passes.")
+      .def(
+          "matrix",
+          [](const crmflow::PyConditionSet& s, const py::list& records) {
+            const size_t n = s.native_index.size();
+            py::array_t<bool> out(
+                {static_cast<py::ssize_t>(records.size()),
+                 static_cast<py::ssize_t>(n)});
+            bool* data = out.mutable_data();
+            crmflow::EvaluateRecords(
+                s, records, 1, [&](size_t row, const uint8_t* hit) {
+                  for (size_t i = 0; i < n; ++i) data[row * n + i] = hit[i];
+                });
+            return out;
+          },
+          py::arg("records"),
+          "Returns a records x conditions boolean array.");
+  m.def(
+      "call_python_n",
+      [](py::object fn, py::object arg, int64_t n) {
+        // The floor for a Python condition: n bare calls from C++, each
+        // result tested for truth as a condition's is.
+        for (int64_t i = 0; i < n; ++i) {
+          PyObject* r = PyObject_CallOneArg(fn.ptr(), arg.ptr());
+          if (r == nullptr) throw py::error_already_set();
+          int truth = PyObject_IsTrue(r);
+          Py_DECREF(r);
+          if (truth < 0) throw py::error_already_set();
+        }
+      },
+      py::arg("fn"), py::arg("arg"), py::arg("n"),
+      "Calls fn(arg) n times from C++ and tests each result for truth "
+      "(a benchmark baseline).");
+
   using crmflow::Engine;
   using crmflow::NumberingSpec;
   using crmflow::Status;
@@ -64,6 +231,7 @@ void crmflow_register_rules(py::module_& m) {
       "numbering_set",
       [](py::handle engine, const std::string& kind, const std::string& format,
          bool yearly_reset, const std::string& zone) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         NumberingSpec spec{kind, format, yearly_reset, zone};
         Status st;
@@ -79,6 +247,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "numbering_get",
       [](py::handle engine, const std::string& kind) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         std::optional<StatusOr<std::optional<NumberingSpec>>> r;
         {
@@ -94,6 +263,7 @@ void crmflow_register_rules(py::module_& m) {
       "numbering_set_counter",
       [](py::handle engine, const std::string& kind, int64_t last,
          int64_t period) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         Status st;
         {
@@ -107,6 +277,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "numbering_counter",
       [](py::handle engine, const std::string& kind, int64_t period) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         std::optional<StatusOr<int64_t>> r;
         {
@@ -125,6 +296,7 @@ void crmflow_register_rules(py::module_& m) {
          const std::string& trigger, const std::string& on,
          const std::string& condition, int priority, bool enabled,
          const std::string& actions) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         auto t = crmflow::ParseRuleTrigger(trigger);
         if (!t.ok()) crmflow_throw_status(t.status());
@@ -146,6 +318,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_list",
       [](py::handle engine) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         py::list out;
         for (const crmflow::Rule& r : e.rules().rules()) {
@@ -157,6 +330,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_set_enabled",
       [](py::handle engine, const std::string& name, bool enabled) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         crmflow::CheckNumbering(e.rules().SetEnabled(name, enabled));
       },
@@ -164,6 +338,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_remove",
       [](py::handle engine, const std::string& name) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         crmflow::CheckNumbering(e.rules().Remove(name));
       },
@@ -171,6 +346,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_reload",
       [](py::handle engine) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         crmflow::CheckNumbering(e.rules().Reload());
       },
@@ -178,6 +354,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_trace",
       [](py::handle engine, const std::string& transaction_id) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         py::list seq, time, txn, rule, trigger, outcome, reads, depth;
         for (const crmflow::RuleTraceRow& r :
@@ -207,6 +384,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_clear_trace",
       [](py::handle engine) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         crmflow_unwrap_engine(engine).rules().ClearTrace();
       },
       py::arg("engine"));
@@ -214,6 +392,7 @@ void crmflow_register_rules(py::module_& m) {
       "rules_check",
       [](py::handle engine, const std::string& condition,
          const crmflow::Transaction& txn) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         Engine& e = crmflow_unwrap_engine(engine);
         const crmflow::Workflow* wf = e.FindWorkflow(txn.kind);
         if (wf == nullptr) {
@@ -238,6 +417,7 @@ void crmflow_register_rules(py::module_& m) {
   m.def(
       "rules_validate",
       [](py::handle engine) {
+        crmflow::EngineLock lock = crmflow_lock_engine(engine);
         return crmflow_unwrap_engine(engine).rules().Validate();
       },
       py::arg("engine"),

@@ -227,12 +227,30 @@ py::dict StatusColumns(const std::vector<PolicyStatus>& v) {
 
 // A scheduler bound to a Python engine; every call checks that the engine
 // is still open and the same one (a closed engine's C++ object is gone).
+// Every call holds the engine's lock (crmflow_lock_engine) for its
+// duration: the scheduler shares the engine's store, and its hooks run
+// inside other threads' fires on that engine.
 class PyScheduler {
  public:
   explicit PyScheduler(py::object engine) : engine_obj_(std::move(engine)) {
+    EngineLock lock = Lock();
     engine_ = &crmflow_unwrap_engine(engine_obj_);
     sched_ = Unwrap(Scheduler::Attach(*engine_));
   }
+
+  ~PyScheduler() {
+    // Detaching touches the engine, which another thread may be using.
+    try {
+      EngineLock lock = Lock();
+      sched_.reset();
+    } catch (...) {
+      sched_.reset();
+    }
+  }
+  PyScheduler(const PyScheduler&) = delete;
+  PyScheduler& operator=(const PyScheduler&) = delete;
+
+  EngineLock Lock() { return crmflow_lock_engine(engine_obj_); }
 
   Scheduler& Get() {
     Engine& e = crmflow_unwrap_engine(engine_obj_);
@@ -255,6 +273,7 @@ class PyScheduler {
                  std::vector<std::string> paused,
                  std::vector<std::string> met, std::string start_state,
                  const py::list& escalation) {
+    EngineLock lock = Lock();
     ServicePolicy p;
     p.name = name;
     p.kind = kind;
@@ -278,6 +297,7 @@ class PyScheduler {
   }
 
   py::dict Tick(py::handle now) {
+    EngineLock lock = Lock();
     Timestamp t = Time(now, "now");
     Scheduler& s = Get();
     StatusOr<TickSummary> r = Status(Code::kStoreError, "not run");
@@ -295,6 +315,7 @@ class PyScheduler {
   }
 
   int64_t SyncAll() {
+    EngineLock lock = Lock();
     Scheduler& s = Get();
     StatusOr<int64_t> r = Status(Code::kStoreError, "not run");
     {
@@ -305,6 +326,7 @@ class PyScheduler {
   }
 
   py::list StatusOf(const std::string& id, py::handle now) {
+    EngineLock lock = Lock();
     auto r = Get().StatusOf(id, OptTimeArg(now, "now"));
     py::list out;
     for (const PolicyStatus& ps : Unwrap(std::move(r))) {
@@ -314,6 +336,7 @@ class PyScheduler {
   }
 
   py::dict StatusAll(const std::string& kind, py::handle now) {
+    EngineLock lock = Lock();
     std::optional<Timestamp> at = OptTimeArg(now, "now");
     Scheduler& s = Get();
     StatusOr<std::vector<PolicyStatus>> r =
@@ -327,6 +350,7 @@ class PyScheduler {
 
   py::dict SetAttributes(const std::string& id, const py::dict& attrs,
                          int64_t expected_version) {
+    EngineLock lock = Lock();
     Attributes a;
     for (auto [k, v] : attrs) {
       std::string name = py::str(k).cast<std::string>();
@@ -343,6 +367,7 @@ class PyScheduler {
                     const std::vector<std::string>& policies,
                     const std::vector<int>& steps,
                     const std::vector<int64_t>& due) {
+    EngineLock lock = Lock();
     size_t n = ids.size();
     if (policies.size() != n || steps.size() != n || due.size() != n) {
       RaiseInvalid("arm_timers: columns differ in length");
@@ -361,6 +386,7 @@ class PyScheduler {
   }
 
   py::dict Timers(const std::string& id) {
+    EngineLock lock = Lock();
     auto rows = Unwrap(Get().Timers(id));
     py::list tid, txn, policy, step, due, cycle, state, fired;
     for (const TimerRow& r : rows) {
@@ -386,6 +412,7 @@ class PyScheduler {
   }
 
   py::dict Events(const std::string& id) {
+    EngineLock lock = Lock();
     auto rows = Unwrap(Get().Events(id));
     py::list eid, time, rec, txn, policy, step, cycle, kind, share, detail;
     for (const SlaEventRow& r : rows) {
@@ -415,6 +442,7 @@ class PyScheduler {
   }
 
   py::dict Outbox(const std::string& id) {
+    EngineLock lock = Lock();
     auto rows = Unwrap(Get().Outbox(id));
     py::list oid, time, txn, channel, recipient, subject, body, policy, step;
     for (const OutboxRow& r : rows) {
@@ -515,12 +543,14 @@ void crmflow_register_service(pybind11::module_& m) {
       .def("notify_on_assignment",
            [](PyScheduler& s, const std::string& attribute,
               const std::string& channel, const std::string& subject) {
+             crmflow::EngineLock lock = s.Lock();
              s.Get().NotifyOnAssignment(
                  crmflow::AssignmentNotice{attribute, channel, subject});
            },
            py::arg("attribute"), py::arg("channel"), py::arg("subject"))
       .def("sync",
            [](PyScheduler& s, const std::string& id) {
+             crmflow::EngineLock lock = s.Lock();
              crmflow::Check(s.Get().Sync(id));
            })
       .def("sync_all", &PyScheduler::SyncAll)
@@ -537,6 +567,7 @@ void crmflow_register_service(pybind11::module_& m) {
       .def("events", &PyScheduler::Events, py::arg("id") = "")
       .def("outbox", &PyScheduler::Outbox, py::arg("id") = "")
       .def("pending_count", [](PyScheduler& s) {
+        crmflow::EngineLock lock = s.Lock();
         return crmflow::Unwrap(s.Get().PendingCount());
       });
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <unordered_map>
 #include <utility>
@@ -364,12 +365,181 @@ const DfgEdge* Dfg::Find(std::string_view from, std::string_view to) const {
   return nullptr;
 }
 
+namespace {
+
+// Up to this many (activity, next activity) pairs the gaps are grouped
+// through flat per-pair arrays indexed by from * n + to (two 4- and 8-byte
+// entries a pair: they stay in the L2 cache); beyond, the hash-mapped
+// BuildDfg and a per-activity grouping take over.
+constexpr int64_t kDensePairs = int64_t{1} << 16;
+
+// The gaps between consecutive events of each case, grouped by pair key
+// from * n + to: those of key k are gaps[pos[k] .. pos[k + 1]).  Keys of
+// one first activity a are adjacent, so the gaps after activity a are
+// gaps[pos[a * n] .. pos[(a + 1) * n]).
+struct PairGaps {
+  int32_t n = 0;
+  std::vector<int64_t> pos;    // n * n + 1
+  // One per pair of consecutive events.  Not a vector: every slot is
+  // written by the gathering pass, so zeroing megabytes first would be a
+  // pass for nothing.
+  std::unique_ptr<int64_t[]> gaps;
+  std::vector<int64_t> starts;  // per activity: cases starting with it
+  std::vector<int64_t> ends;    // per activity: cases ending with it
+};
+
+// Two sequential passes over the activity and time columns: counts per
+// pair (giving the offsets), then every gap written to its pair's slot.
+// No per-event index is kept between the passes.
+PairGaps GatherPairGaps(const EventLog& log) {
+  PairGaps g;
+  const int32_t n = log.activities().size();
+  g.n = n;
+  const size_t n2 = static_cast<size_t>(n) * static_cast<size_t>(n);
+  const int32_t* act = log.activity_column().data();
+  const int64_t* t = log.time_column().data();
+  const int64_t* off = log.case_offsets().data();
+  const int32_t num_cases = log.num_cases();
+  g.starts.assign(n, 0);
+  g.ends.assign(n, 0);
+  // Fewer than 2^32 events, so a pair count fits 32 bits.
+  std::vector<uint32_t> count(n2, 0);
+  for (int32_t c = 0; c < num_cases; ++c) {
+    const int64_t b = off[c], e = off[c + 1];
+    if (b == e) continue;
+    ++g.starts[act[b]];
+    ++g.ends[act[e - 1]];
+    size_t row = static_cast<size_t>(act[b]) * n;
+    for (int64_t i = b + 1; i < e; ++i) {
+      const size_t cur = static_cast<size_t>(act[i]);
+      ++count[row + cur];
+      row = cur * n;
+    }
+  }
+  g.pos.resize(n2 + 1);
+  g.pos[0] = 0;
+  for (size_t k = 0; k < n2; ++k) g.pos[k + 1] = g.pos[k] + count[k];
+  std::vector<int64_t> fill(g.pos.begin(), g.pos.end() - 1);
+  g.gaps.reset(new int64_t[static_cast<size_t>(g.pos[n2])]);
+  int64_t* gaps = g.gaps.get();
+  for (int32_t c = 0; c < num_cases; ++c) {
+    const int64_t b = off[c], e = off[c + 1];
+    if (e - b < 2) continue;
+    size_t row = static_cast<size_t>(act[b]) * n;
+    for (int64_t i = b + 1; i < e; ++i) {
+      const size_t cur = static_cast<size_t>(act[i]);
+      gaps[fill[row + cur]++] = t[i] - t[i - 1];
+      row = cur * n;
+    }
+  }
+  return g;
+}
+
+// The DFG of gathered gaps (reorders each pair's gaps).
+Dfg DfgFromPairGaps(const EventLog& log, PairGaps& g) {
+  const int32_t n = g.n;
+  // Edges are ordered by count, then names: compare name ranks, not
+  // strings.
+  std::vector<int32_t> by_name(n);
+  std::iota(by_name.begin(), by_name.end(), 0);
+  std::sort(by_name.begin(), by_name.end(), [&](int32_t a, int32_t b) {
+    return log.activity_name(a) < log.activity_name(b);
+  });
+  std::vector<int32_t> rank(n);
+  for (int32_t i = 0; i < n; ++i) rank[by_name[i]] = i;
+  struct Key {
+    int64_t count;
+    int32_t from, to;
+  };
+  std::vector<Key> keys;
+  const size_t n2 = static_cast<size_t>(n) * static_cast<size_t>(n);
+  for (size_t k = 0; k < n2; ++k) {
+    const int64_t count = g.pos[k + 1] - g.pos[k];
+    if (count > 0) {
+      keys.push_back(Key{count, static_cast<int32_t>(k / n),
+                         static_cast<int32_t>(k % n)});
+    }
+  }
+  std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
+    if (a.count != b.count) return a.count > b.count;
+    if (a.from != b.from) return rank[a.from] < rank[b.from];
+    return rank[a.to] < rank[b.to];
+  });
+  Dfg dfg;
+  dfg.edges.resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    DfgEdge& edge = dfg.edges[i];
+    const size_t k = static_cast<size_t>(keys[i].from) * n + keys[i].to;
+    edge.from = log.activity_name(keys[i].from);
+    edge.to = log.activity_name(keys[i].to);
+    edge.count = keys[i].count;
+    edge.duration = ComputeDurationStats(
+        std::span<int64_t>(g.gaps.get() + g.pos[k], keys[i].count));
+  }
+  dfg.start_activities = CountsToNames(log, g.starts);
+  dfg.end_activities = CountsToNames(log, g.ends);
+  return dfg;
+}
+
+// The time in each activity of gathered gaps (reorders the gaps).
+std::vector<ActivityTime> TimesFromPairGaps(const EventLog& log,
+                                            PairGaps& g) {
+  const int32_t n = g.n;
+  std::vector<ActivityTime> out;
+  for (int32_t a = 0; a < n; ++a) {
+    const int64_t b = g.pos[static_cast<size_t>(a) * n];
+    const int64_t e = g.pos[static_cast<size_t>(a + 1) * n];
+    // Every occurrence has a next event except the last of a case.
+    const int64_t events = (e - b) + g.ends[a];
+    if (events == 0) continue;
+    ActivityTime at;
+    at.activity = log.activity_name(a);
+    at.events = events;
+    at.duration =
+        ComputeDurationStats(std::span<int64_t>(g.gaps.get() + b, e - b));
+    out.push_back(std::move(at));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ActivityTime& a, const ActivityTime& b) {
+              return a.activity < b.activity;
+            });
+  return out;
+}
+
+bool DensePairs(const EventLog& log) {
+  const int64_t n = log.activities().size();
+  return n * n <= kDensePairs;
+}
+
+std::vector<ActivityTime> SparseTimeInActivity(const EventLog& log);
+
+}  // namespace
+
 Dfg DirectlyFollows(const EventLog& log) {
+  if (DensePairs(log)) {
+    PairGaps g = GatherPairGaps(log);
+    return DfgFromPairGaps(log, g);
+  }
   const int32_t* act = log.activity_column().data();
   const int64_t* t = log.time_column().data();
   return BuildDfg(
       log, log.case_offsets(), [act](int64_t i) { return act[i]; },
       [t](int64_t i) { return t[i] - t[i - 1]; });
+}
+
+FollowsAnalysis DirectlyFollowsAndTimes(const EventLog& log) {
+  FollowsAnalysis out;
+  if (!DensePairs(log)) {
+    out.dfg = DirectlyFollows(log);
+    out.time_in_activity = SparseTimeInActivity(log);
+    return out;
+  }
+  PairGaps g = GatherPairGaps(log);
+  // The statistics of one pair reorder its gaps only among themselves:
+  // the gaps after each activity stay the same set for the second use.
+  out.dfg = DfgFromPairGaps(log, g);
+  out.time_in_activity = TimesFromPairGaps(log, g);
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -406,6 +576,50 @@ uint64_t HashSpan(const int32_t* a, int64_t n) {
 
 }  // namespace
 
+namespace {
+
+// Sorts `v` by (major descending, minor ascending), stably, with an LSD
+// radix sort on bytes: a byte that is the same in every element costs no
+// pass, so small counts and short prefixes cost little.  Linear where a
+// comparison sort of tens of thousands of variants is not.
+struct RadixItem {
+  uint64_t minor;
+  uint32_t major;  // stored inverted by the caller for descending order
+  int32_t id;
+};
+
+void RadixSort(std::vector<RadixItem>* v) {
+  const size_t n = v->size();
+  if (n < 2) return;
+  constexpr int kDigits = 12;  // 8 bytes of minor, then 4 of major
+  std::vector<uint32_t> hist(size_t{kDigits} * 256, 0);
+  auto digit = [](const RadixItem& x, int d) -> uint32_t {
+    return d < 8 ? static_cast<uint32_t>(x.minor >> (8 * d)) & 0xff
+                 : (x.major >> (8 * (d - 8))) & 0xff;
+  };
+  for (const RadixItem& x : *v) {
+    for (int d = 0; d < kDigits; ++d) ++hist[d * 256 + digit(x, d)];
+  }
+  std::vector<RadixItem> tmp(n);
+  std::vector<RadixItem>* src = v;
+  std::vector<RadixItem>* dst = &tmp;
+  for (int d = 0; d < kDigits; ++d) {
+    uint32_t* h = hist.data() + d * 256;
+    if (h[digit((*src)[0], d)] == n) continue;  // one value: no pass
+    uint32_t sum = 0;
+    for (int b = 0; b < 256; ++b) {
+      const uint32_t c = h[b];
+      h[b] = sum;
+      sum += c;
+    }
+    for (const RadixItem& x : *src) (*dst)[h[digit(x, d)]++] = x;
+    std::swap(src, dst);
+  }
+  if (src != v) v->swap(tmp);
+}
+
+}  // namespace
+
 VariantTable VariantIds(const EventLog& log) {
   const int32_t* act = log.activity_column().data();
   const int64_t* off = log.case_offsets().data();
@@ -419,45 +633,57 @@ VariantTable VariantIds(const EventLog& log) {
     hashes[c] = HashSpan(act + off[c], off[c + 1] - off[c]);
   }
   // Open addressing on the low bits of the hash; the slot keeps the high
-  // 32 bits as a tag, so that most probes never touch the event column.
+  // 32 bits as a tag and where the variant's first case lies, so that a
+  // probe reads neither the offsets nor (unless the tag and length match)
+  // the events.  Events number fewer than 2^32.
   struct Slot {
     uint32_t tag;
     int32_t variant;  // -1: free
+    uint32_t begin;   // first event of the variant's first case
+    uint32_t length;
   };
   size_t capacity = 16;
   while (capacity < 2 * static_cast<size_t>(num_cases)) capacity *= 2;
   const size_t mask = capacity - 1;
-  std::vector<Slot> table(capacity, Slot{0, -1});
+  std::vector<Slot> table(capacity, Slot{0, -1, 0, 0});
   std::vector<int32_t>& rep = out.example_case;
   std::vector<int64_t>& count = out.count;
-  constexpr int32_t kAhead = 16;
+  // Two-stage prefetch: the slot far ahead, then (once it is in cache) the
+  // events of the variant it holds, which the comparison of a repeated
+  // variant reads at a random place in the log.
+  constexpr int32_t kFar = 16, kNear = 6;
   for (int32_t c = 0; c < num_cases; ++c) {
-    if (c + kAhead < num_cases) {
-      __builtin_prefetch(&table[hashes[c + kAhead] & mask]);
+    if (c + kFar < num_cases) {
+      __builtin_prefetch(&table[hashes[c + kFar] & mask]);
+    }
+    if (c + kNear < num_cases) {
+      const Slot& ahead = table[hashes[c + kNear] & mask];
+      if (ahead.variant >= 0) __builtin_prefetch(act + ahead.begin);
     }
     const int32_t* b = act + off[c];
-    const int64_t n = off[c + 1] - off[c];
+    const uint32_t n = static_cast<uint32_t>(off[c + 1] - off[c]);
     const uint64_t h = hashes[c];
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
     size_t slot = static_cast<size_t>(h) & mask;
     while (true) {
       Slot& s = table[slot];
       if (s.variant < 0) {
-        s = Slot{tag, static_cast<int32_t>(rep.size())};
+        s = Slot{tag, static_cast<int32_t>(rep.size()),
+                 static_cast<uint32_t>(off[c]), n};
         rep.push_back(c);
         count.push_back(1);
         break;
       }
-      if (s.tag == tag) {
-        const int32_t r = rep[s.variant];
-        if (off[r + 1] - off[r] == n && std::equal(b, b + n, act + off[r])) {
-          ++count[s.variant];
-          break;
-        }
+      if (s.tag == tag && s.length == n &&
+          std::equal(b, b + n, act + s.begin)) {
+        ++count[s.variant];
+        break;
       }
       slot = (slot + 1) & mask;
     }
   }
+  std::vector<Slot>().swap(table);
+  std::vector<uint64_t>().swap(hashes);
   // Order by count, then by sequence of names (compared through the rank
   // of each activity name, so no string is touched while sorting).
   const int32_t num_activities = log.activities().size();
@@ -470,28 +696,27 @@ VariantTable VariantIds(const EventLog& log) {
   for (int32_t i = 0; i < num_activities; ++i) rank[by_name[i]] = i;
   // A prefix of the sequence packed into 64 bits orders most pairs
   // without touching the sequences: rank + 1 per activity (0 = end of
-  // sequence), as few bits each as the number of activities allows.
-  struct Rep {
-    int64_t count;
-    uint64_t key;
-    int32_t id;
-  };
+  // sequence), as few bits each as the number of activities allows.  The
+  // radix sort orders by (count, prefix); only runs of equal prefixes
+  // (sequences longer than the prefix) are then ordered by a comparison
+  // of the whole sequences.
   int bits = 1;
   while ((int64_t{1} << bits) <= num_activities) ++bits;
   const int per_key = 64 / bits;
-  std::vector<Rep> reps(rep.size());
-  for (size_t v = 0; v < reps.size(); ++v) {
+  std::vector<RadixItem> items(rep.size());
+  for (size_t v = 0; v < items.size(); ++v) {
     uint64_t key = 0;
     const int64_t b = off[rep[v]], e = off[rep[v] + 1];
     for (int64_t k = 0; k < per_key; ++k) {
       uint64_t r = b + k < e ? static_cast<uint64_t>(rank[act[b + k]]) + 1 : 0;
       key = (key << bits) | r;
     }
-    reps[v] = Rep{count[v], key, static_cast<int32_t>(v)};
+    // Counts are at most the number of cases, below 2^31.
+    items[v] = RadixItem{key, ~static_cast<uint32_t>(count[v]),
+                         static_cast<int32_t>(v)};
   }
-  std::sort(reps.begin(), reps.end(), [&](const Rep& x, const Rep& y) {
-    if (x.count != y.count) return x.count > y.count;
-    if (x.key != y.key) return x.key < y.key;
+  RadixSort(&items);
+  auto sequence_less = [&](const RadixItem& x, const RadixItem& y) {
     const int32_t* a = act + off[rep[x.id]];
     const int32_t* a_end = act + off[rep[x.id] + 1];
     const int32_t* b = act + off[rep[y.id]];
@@ -500,13 +725,22 @@ VariantTable VariantIds(const EventLog& log) {
       if (*a != *b) return rank[*a] < rank[*b];
     }
     return a == a_end && b != b_end;
-  });
+  };
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i + 1;
+    while (j < items.size() && items[j].major == items[i].major &&
+           items[j].minor == items[i].minor) {
+      ++j;
+    }
+    if (j - i > 1) std::sort(items.begin() + i, items.begin() + j, sequence_less);
+    i = j;
+  }
   VariantTable sorted;
-  sorted.example_case.resize(reps.size());
-  sorted.count.resize(reps.size());
-  for (size_t i = 0; i < reps.size(); ++i) {
-    sorted.example_case[i] = rep[reps[i].id];
-    sorted.count[i] = reps[i].count;
+  sorted.example_case.resize(items.size());
+  sorted.count.resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    sorted.example_case[i] = rep[items[i].id];
+    sorted.count[i] = count[items[i].id];
   }
   return sorted;
 }
@@ -660,6 +894,18 @@ InstanceAnalysis ActivityInstances(const EventLog& log) {
 // ---------------------------------------------------------------------------
 
 std::vector<ActivityTime> TimeInActivity(const EventLog& log) {
+  if (DensePairs(log)) {
+    PairGaps g = GatherPairGaps(log);
+    return TimesFromPairGaps(log, g);
+  }
+  return SparseTimeInActivity(log);
+}
+
+namespace {
+
+// Time in activity grouped by activity alone, for logs with too many
+// activities for the per-pair arrays.
+std::vector<ActivityTime> SparseTimeInActivity(const EventLog& log) {
   const int32_t num_activities = log.activities().size();
   const int32_t* act = log.activity_column().data();
   const int64_t* t = log.time_column().data();
@@ -695,6 +941,8 @@ std::vector<ActivityTime> TimeInActivity(const EventLog& log) {
             });
   return out;
 }
+
+}  // namespace
 
 CaseDurations ComputeCaseDurations(const EventLog& log) {
   CaseDurations out;

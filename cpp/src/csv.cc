@@ -58,6 +58,8 @@ class CsvReader::Source {
     return got;
   }
   const Status& status() const { return status_; }
+  // Ends the input with `status` (a limit the reader enforces).
+  void Fail(Status status) { status_ = std::move(status); }
 
  private:
   explicit Source(std::string path) : path_(std::move(path)) {}
@@ -99,6 +101,11 @@ namespace {
 
 // Bytes read per Fill; large enough that the per-call overhead vanishes.
 constexpr size_t kChunk = 1 << 18;
+
+// The longest record (or header) read.  No exported table has one near
+// this; without a bound, input with no line break (a gzip "bomb" inflates
+// gigabytes from kilobytes) would fill memory before any error.
+constexpr size_t kMaxRecord = size_t{256} << 20;
 
 // The 1-based column, in characters, of byte `at` on a line starting at
 // byte `line_start`: continuation bytes of UTF-8 sequences do not count.
@@ -180,6 +187,14 @@ bool CsvReader::Fill() {
     buffer_.erase(0, pos_);
     pos_ = 0;
   }
+  if (buffer_.size() >= kMaxRecord) {
+    source_->Fail(Status(Code::kParseError,
+                         name_ + ":" + std::to_string(line_) +
+                             ": record longer than 256 MiB (expected line "
+                             "breaks between records)"));
+    eof_ = true;
+    return false;
+  }
   // Read at least as much as is pending so that a record longer than a
   // chunk is re-parsed only O(log size) times.
   size_t want = std::max(kChunk, buffer_.size());
@@ -247,12 +262,17 @@ Status CsvReader::Init() {
                       " cannot be used (expected , ; tab or |)");
   }
   if (!options_.header) return Status::Ok();
-  auto more = Next(&header_);
+  // Read into a separate vector: Next checks field counts against
+  // header_, which must stay empty until the header is complete (a header
+  // cut by a refill is parsed twice).
+  std::vector<std::string> names;
+  auto more = Next(&names);
   if (!more.ok()) return more.status();
   if (!more.value()) {
     return Status(Code::kParseError,
                   name_ + ":1:1: empty file (expected a header line)");
   }
+  header_ = std::move(names);
   record_line_ = 0;
   return Status::Ok();
 }

@@ -500,14 +500,16 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options) {
 Timestamp Engine::Now() const { return clock_(); }
 
 Status Engine::Register(Workflow workflow, std::string definition) {
-  // Structural problems refuse the workflow.  An ambiguous (shadowed)
-  // candidate and a terminal state with exits are warnings: the firing
+  // Structural problems refuse the workflow.  Warnings and notes (an
+  // ambiguous candidate, overlapping guards, exits from a terminal state)
+  // do not: the firing
   // order is well defined (declaration order), and reordering candidates is
   // a legitimate way to change behaviour.
   std::string problems;
   for (const Problem& p : workflow.Validate()) {
-    if (p.kind == Problem::Kind::kAmbiguousTransition ||
-        p.kind == Problem::Kind::kTerminalHasExit) {
+    // Broken expression guards are reported below, once.
+    if (p.severity != Problem::Severity::kError ||
+        p.kind == Problem::Kind::kInvalidGuard) {
       continue;
     }
     if (!problems.empty()) problems += "; ";

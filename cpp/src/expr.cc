@@ -782,6 +782,12 @@ struct ExprImpl {
   std::deque<std::string> keys;      // name keys and text literals
   std::vector<std::string> names;    // canonical names read
   std::vector<std::unique_ptr<RE2>> regexes;
+  // Set when the whole expression is "name op literal" with a declared
+  // name and a non-null literal, the usual shape of a rule's operand:
+  // EvaluateCondition then compares directly (FastCompare) instead of
+  // walking the tree.
+  int32_t simple_name = -1;
+  int32_t simple_lit = -1;
 
   // Returns "column C" or "line L, column C" for a byte offset.
   std::string Where(size_t offset) const {
@@ -2613,6 +2619,21 @@ StatusOr<Expression> Expression::Parse(std::string_view text,
   impl->multiline = text.find('\n') != std::string_view::npos;
   Parser parser(impl.get(), schema);
   CRMFLOW_RETURN_IF_ERROR(parser.Run());
+  const Node& root = impl->nodes[impl->root];
+  if (root.op == Op::kCmp) {
+    int32_t l = impl->kids[root.kid_begin].node;
+    int32_t r = impl->kids[root.kid_begin + 1].node;
+    const Node& name = impl->nodes[l];
+    const Node& lit = impl->nodes[r];
+    auto scope = static_cast<Scope>(name.sub);
+    if (name.op == Op::kName && name.declared != T::kAny &&
+        (scope == Scope::kAttr || scope == Scope::kCustomer ||
+         scope == Scope::kPayload) &&
+        lit.op == Op::kLit && lit.lit.type != T::kNull) {
+      impl->simple_name = l;
+      impl->simple_lit = r;
+    }
+  }
   Expression e;
   e.impl_ = std::move(impl);
   return e;
@@ -2658,9 +2679,61 @@ StatusOr<Value> Expression::Evaluate(const EvalContext& ctx,
   return ToValue(v);
 }
 
+namespace {
+
+// "name op literal" without the evaluator (see ExprImpl::simple_name):
+// the same lookup as Evaluator::ReadName and the same rules as
+// Evaluator::CompareOp.  Returns 0 or 1, or -1 when the value needs the
+// general path (a value of the wrong type, which fails there).
+int FastCompare(const internal::ExprImpl& impl, const EvalContext& ctx) {
+  const Node& cmp_node = impl.nodes[impl.root];
+  const Node& name = impl.nodes[impl.simple_name];
+  const Val& lit = impl.nodes[impl.simple_lit].lit;
+  auto cmp = static_cast<Cmp>(cmp_node.sub);
+  auto scope = static_cast<Scope>(name.sub);
+  const Attributes* attrs = scope == Scope::kAttr       ? ctx.attributes
+                            : scope == Scope::kCustomer ? ctx.customer
+                                                        : ctx.payload;
+  const Value* v = nullptr;
+  if (attrs != nullptr) {
+    const std::string& key = impl.keys[name.key];
+    if (name.hint >= 0 && static_cast<size_t>(name.hint) < attrs->size() &&
+        SameKey((*attrs)[name.hint].first, key)) {
+      v = &(*attrs)[name.hint].second;
+    } else {
+      v = FindAttribute(*attrs, key);
+    }
+  }
+  // Null against a non-null literal: only != holds.
+  if (v == nullptr || v->is_null()) return cmp == Cmp::kNe ? 1 : 0;
+  Val a;
+  SetFromValue(*v, &a);
+  if (a.type != name.declared) {
+    if (name.declared != T::kDecimal || a.type != T::kInteger) return -1;
+    a = DecVal(Decimal::FromInteger(a.i));
+  }
+  // The parser checked that the declared type and the literal compare.
+  int c = CompareVals(a, lit);
+  switch (cmp) {
+    case Cmp::kEq: return c == 0;
+    case Cmp::kNe: return c != 0;
+    case Cmp::kLt: return c < 0;
+    case Cmp::kLe: return c <= 0;
+    case Cmp::kGt: return c > 0;
+    case Cmp::kGe: return c >= 0;
+  }
+  return -1;
+}
+
+}  // namespace
+
 StatusOr<bool> Expression::EvaluateCondition(const EvalContext& ctx,
                                              Attributes* reads) const {
   if (!impl_) return Status(Code::kInvalidArgument, "empty expression");
+  if (impl_->simple_name >= 0 && reads == nullptr) {
+    int r = FastCompare(*impl_, ctx);
+    if (r >= 0) return r == 1;
+  }
   Evaluator ev(*impl_, ctx, reads);
   Val v;
   if (!ev.Eval(impl_->root, &v)) return ev.TakeError();
@@ -2670,6 +2743,261 @@ StatusOr<bool> Expression::EvaluateCondition(const EvalContext& ctx,
                         "expected a condition (got " + DescribeVal(v) + ")");
   }
   return v.b;
+}
+
+namespace {
+
+// Builds Expression::ToDnf: a recursive walk that carries a "negated"
+// flag, so that "not" is pushed to the atoms (De Morgan) and each atom is
+// complemented under the null rules: not (amount < 5) holds for a null
+// amount, as the evaluator's "not false" does.
+class DnfBuilder {
+ public:
+  using Dnf = std::vector<ConditionTerm>;
+
+  DnfBuilder(const internal::ExprImpl& impl, size_t max_terms)
+      : impl_(impl), max_terms_(max_terms) {}
+
+  // Returns false when the form grew past max_terms.
+  bool Build(int32_t n, bool negated, Dnf* out) {
+    const Node& node = impl_.nodes[n];
+    switch (node.op) {
+      case Op::kLit: {
+        // true holds always (one empty term), false and null never.
+        bool holds = node.lit.type == T::kBoolean && node.lit.b;
+        if (holds != negated) out->push_back({});
+        return true;
+      }
+      case Op::kNot:
+        return Build(impl_.kids[node.kid_begin].node, !negated, out);
+      case Op::kAnd:
+      case Op::kOr: {
+        // and, or or under not, its dual, is a product of the children.
+        bool product = (node.op == Op::kAnd) != negated;
+        if (!product) {
+          for (int k = 0; k < node.kid_count; ++k) {
+            if (!Build(impl_.kids[node.kid_begin + k].node, negated, out)) {
+              return false;
+            }
+            if (out->size() > max_terms_) return false;
+          }
+          return true;
+        }
+        Dnf acc = {{}};
+        for (int k = 0; k < node.kid_count; ++k) {
+          Dnf kid;
+          if (!Build(impl_.kids[node.kid_begin + k].node, negated, &kid)) {
+            return false;
+          }
+          if (acc.size() * kid.size() > max_terms_) return false;
+          Dnf next;
+          for (const ConditionTerm& a : acc) {
+            for (const ConditionTerm& b : kid) {
+              ConditionTerm t = a;
+              t.insert(t.end(), b.begin(), b.end());
+              next.push_back(std::move(t));
+            }
+          }
+          acc = std::move(next);
+        }
+        out->insert(out->end(), acc.begin(), acc.end());
+        return out->size() <= max_terms_;
+      }
+      case Op::kName:
+        if (node.type == T::kBoolean) {
+          // A boolean name as a condition: name == true.
+          ConditionAtom a = Named(node);
+          a.set = ConditionAtom::Set::kIn;
+          a.values.push_back(Value::Bool(true));
+          Push(std::move(a), negated, out);
+          return true;
+        }
+        break;
+      case Op::kCmp:
+        if (Comparison(node, negated, out)) return true;
+        break;
+      case Op::kIn:
+        if (List(node, negated, out)) return true;
+        break;
+      default:
+        break;
+    }
+    ConditionAtom a;
+    a.opaque = true;
+    a.source = (negated ? "not " : "") + impl_.Source(n);
+    out->push_back({std::move(a)});
+    return true;
+  }
+
+ private:
+  // A name whose values the analysis can model: declared, not dynamic.
+  bool Modelled(const Node& node) const {
+    return node.op == Op::kName && node.type != T::kAny &&
+           node.type != T::kNull;
+  }
+
+  ConditionAtom Named(const Node& node) const {
+    ConditionAtom a;
+    a.name = impl_.names[node.name_id];
+    a.type = static_cast<ValueType>(node.type);
+    return a;
+  }
+
+  // Appends atom `a`, complemented when `negated`, as a term of its own.
+  static void Push(ConditionAtom a, bool negated, Dnf* out) {
+    if (negated) {
+      using S = ConditionAtom::Set;
+      a.null_ok = !a.null_ok;
+      switch (a.set) {
+        case S::kAll: a.set = S::kNone; break;
+        case S::kNone: a.set = S::kAll; break;
+        case S::kBelow:
+          a.set = S::kAbove;
+          a.inclusive = !a.inclusive;
+          break;
+        case S::kAbove:
+          a.set = S::kBelow;
+          a.inclusive = !a.inclusive;
+          break;
+        case S::kIn: a.set = S::kNotIn; break;
+        case S::kNotIn: a.set = S::kIn; break;
+      }
+    }
+    out->push_back({std::move(a)});
+  }
+
+  // "name op literal" or "literal op name"; false for anything else.
+  bool Comparison(const Node& node, bool negated, Dnf* out) {
+    int32_t l = impl_.kids[node.kid_begin].node;
+    int32_t r = impl_.kids[node.kid_begin + 1].node;
+    auto cmp = static_cast<Cmp>(node.sub);
+    if (impl_.nodes[l].op == Op::kLit && Modelled(impl_.nodes[r])) {
+      // 5 < amount is amount > 5.
+      std::swap(l, r);
+      cmp = cmp == Cmp::kLt   ? Cmp::kGt
+            : cmp == Cmp::kLe ? Cmp::kGe
+            : cmp == Cmp::kGt ? Cmp::kLt
+            : cmp == Cmp::kGe ? Cmp::kLe
+                              : cmp;
+    }
+    const Node& name = impl_.nodes[l];
+    const Node& lit = impl_.nodes[r];
+    if (!Modelled(name) || lit.op != Op::kLit) return false;
+    using S = ConditionAtom::Set;
+    ConditionAtom a = Named(name);
+    if (lit.lit.type == T::kNull) {
+      // == null holds only for null, != null for every value; ordering
+      // against null never holds.
+      a.null_ok = cmp == Cmp::kEq;
+      a.set = cmp == Cmp::kNe ? S::kAll : S::kNone;
+      Push(std::move(a), negated, out);
+      return true;
+    }
+    // Ordering of text is code point order, which the analysis does not
+    // model (it would need witnesses between two strings).
+    bool ordered = cmp != Cmp::kEq && cmp != Cmp::kNe;
+    if (ordered && name.type != T::kInteger && name.type != T::kDecimal &&
+        name.type != T::kTimestamp && name.type != T::kDuration) {
+      return false;
+    }
+    Value v = ToValue(lit.lit);
+    switch (cmp) {
+      case Cmp::kEq:
+        a.set = S::kIn;
+        a.values.push_back(std::move(v));
+        break;
+      case Cmp::kNe:
+        // The evaluator's != is not ==, so a null name differs.
+        a.null_ok = true;
+        a.set = S::kNotIn;
+        a.values.push_back(std::move(v));
+        break;
+      case Cmp::kLt:
+      case Cmp::kLe:
+        a.set = S::kBelow;
+        a.inclusive = cmp == Cmp::kLe;
+        a.bound = std::move(v);
+        break;
+      case Cmp::kGt:
+      case Cmp::kGe:
+        a.set = S::kAbove;
+        a.inclusive = cmp == Cmp::kGe;
+        a.bound = std::move(v);
+        break;
+    }
+    Push(std::move(a), negated, out);
+    return true;
+  }
+
+  // "name in [literals]" and "name not in [...]".
+  bool List(const Node& node, bool negated, Dnf* out) {
+    const Node& name = impl_.nodes[impl_.kids[node.kid_begin].node];
+    if (!Modelled(name)) return false;
+    ConditionAtom a = Named(name);
+    a.set = ConditionAtom::Set::kIn;
+    for (int k = 1; k < node.kid_count; ++k) {
+      const Val& e = impl_.nodes[impl_.kids[node.kid_begin + k].node].lit;
+      if (e.type == T::kNull) {
+        // null == null, so a null literal admits a null name.
+        a.null_ok = true;
+      } else {
+        a.values.push_back(ToValue(e));
+      }
+    }
+    Push(std::move(a), negated != (node.sub == 1), out);
+    return true;
+  }
+
+  const internal::ExprImpl& impl_;
+  size_t max_terms_;
+};
+
+}  // namespace
+
+std::optional<SimpleComparison> Expression::AsSimpleComparison() const {
+  if (!impl_ || impl_->simple_name < 0) return std::nullopt;
+  const Node& name = impl_->nodes[impl_->simple_name];
+  if (static_cast<Scope>(name.sub) != Scope::kAttr) return std::nullopt;
+  SimpleComparison out;
+  out.attribute = impl_->keys[name.key];
+  out.hint = name.hint;
+  out.declared = static_cast<ValueType>(name.declared);
+  out.op = static_cast<SimpleComparison::Op>(impl_->nodes[impl_->root].sub);
+  out.literal = ToValue(impl_->nodes[impl_->simple_lit].lit);
+  return out;
+}
+
+std::vector<std::string> Expression::Conjuncts() const {
+  std::vector<std::string> out;
+  if (!impl_) return out;
+  const internal::ExprImpl& impl = *impl_;
+  // Depth-first over nested "and" nodes, which keeps the source order.
+  std::vector<int32_t> stack = {impl.root};
+  while (!stack.empty()) {
+    int32_t n = stack.back();
+    stack.pop_back();
+    const Node& node = impl.nodes[n];
+    if (node.op == Op::kAnd) {
+      for (int k = node.kid_count - 1; k >= 0; --k) {
+        stack.push_back(impl.kids[node.kid_begin + k].node);
+      }
+      continue;
+    }
+    out.push_back(impl.text.substr(node.begin, node.end - node.begin));
+  }
+  return out;
+}
+
+std::vector<ConditionTerm> Expression::ToDnf(size_t max_terms) const {
+  std::vector<ConditionTerm> out;
+  if (!impl_) return out;
+  DnfBuilder builder(*impl_, max_terms);
+  if (builder.Build(impl_->root, false, &out)) return out;
+  ConditionAtom a;
+  a.opaque = true;
+  a.source = impl_->text + " (more than " + std::to_string(max_terms) +
+             " alternatives)";
+  return {{std::move(a)}};
 }
 
 std::string FormatDuration(Duration d) {

@@ -1,14 +1,18 @@
 // importer.cc: replays event-log and milestone-table CSV exports through an
 // Engine (see importer.h for the contract).
 //
-// An import runs in two phases.  Reading collects, per case, the planned
-// events (time, file line, what happened) and the creation request; a row
-// that cannot be used rejects its whole case, so nothing of that case is
-// written later.  Cases are kept in order of first appearance, which makes
-// the write order, and so history seq numbers, deterministic.  Writing then
-// sorts each case's events by time (a stable sort: ties keep file order),
-// creates the transaction and fires the events inside one outer store
-// transaction, recording refused events as deviations.
+// An import runs in two phases.  Reading streams the file and collects,
+// per case, the planned events (time, what happened, file order) and the
+// parts of the creation request; a row that cannot be used rejects its
+// whole case, so nothing of that case is written later.  What is kept is
+// compact: an event is a fixed-size record and every text (case id, actor,
+// customer, payload) is interned once, so memory grows with the number of
+// events and of distinct values, not with the size of the file's text.
+// Cases are kept in order of first appearance, which makes the write
+// order, and so history seq numbers, deterministic.  Writing then groups
+// the events by case, sorts each case's by time (a stable sort: ties keep
+// file order), creates the transaction and fires the events inside one
+// outer store transaction, recording refused events as deviations.
 //
 // Source keys, the idempotency mechanism, are
 //   "<kind>|<case id>#<p>|<event or status>@<microseconds>"
@@ -31,7 +35,11 @@
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +64,10 @@ namespace {
 // The creation row's event name in the history (store.h); an activity
 // mapped to it is the creation itself.
 constexpr std::string_view kCreateEvent = "create";
+
+// The most events, and cases, one import can plan (int32_t indexes; a
+// milestone row may add several events, hence the margin).
+constexpr size_t kMaxPlanned = (size_t{1} << 31) - 1024;
 
 std::string Quote(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -110,26 +122,98 @@ std::string Lowered(std::string_view s) {
   return out;
 }
 
-// One event of a case as read, before ordering.
+// Interns text: each distinct string is stored once, in blocks that never
+// move, and named by a dense index (0, 1, ... in order of first Intern).
+// An import keeps case ids, actors, customers and payloads this way, so
+// its memory follows the number of distinct values and of events, not the
+// size of the file's text.
+class StringPool {
+ public:
+  StringPool() = default;
+  StringPool(const StringPool&) = delete;
+  StringPool& operator=(const StringPool&) = delete;
+
+  // Returns the index of `s`, adding it when new.  *added tells which.
+  int32_t Intern(std::string_view s, bool* added = nullptr) {
+    auto it = index_.find(s);
+    if (it != index_.end()) {
+      if (added != nullptr) *added = false;
+      return it->second;
+    }
+    std::string_view kept = Keep(s);
+    int32_t id = static_cast<int32_t>(views_.size());
+    views_.push_back(kept);
+    index_.emplace(kept, id);
+    if (added != nullptr) *added = true;
+    return id;
+  }
+  // Returns the index of `s`, or -1 when it was never interned.
+  int32_t Find(std::string_view s) const {
+    auto it = index_.find(s);
+    return it == index_.end() ? -1 : it->second;
+  }
+  std::string_view Get(int32_t id) const { return views_[id]; }
+  size_t size() const { return views_.size(); }
+
+ private:
+  static constexpr size_t kBlock = 1 << 16;
+
+  // Copies `s` into a block; a string longer than a block gets its own.
+  std::string_view Keep(std::string_view s) {
+    if (s.size() > kBlock / 4) {
+      big_.push_back(std::make_unique<char[]>(s.size() + 1));
+      std::memcpy(big_.back().get(), s.data(), s.size());
+      return std::string_view(big_.back().get(), s.size());
+    }
+    if (blocks_.empty() || kBlock - used_ < s.size()) {
+      blocks_.push_back(std::make_unique<char[]>(kBlock));
+      used_ = 0;
+    }
+    char* at = blocks_.back().get() + used_;
+    std::memcpy(at, s.data(), s.size());
+    used_ += s.size();
+    return std::string_view(at, s.size());
+  }
+
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  std::vector<std::unique_ptr<char[]>> big_;
+  size_t used_ = 0;
+  std::vector<std::string_view> views_;
+  std::unordered_map<std::string_view, int32_t> index_;
+};
+
+// One event of a case as read, before ordering: a fixed-size record (24
+// bytes), its texts interned in Context::texts.  File order, the tie-break
+// of the replay order, is its position in Context::events.
 struct PlannedEvent {
   Timestamp time;
-  int64_t line = 0;
   // Activity logs and milestones: index into Context::event_names.
   // Status logs: the target state id.
-  int code = 0;
-  std::string actor;
-  std::string payload;
+  int32_t code = 0;
+  int32_t actor = -1;    // Context::texts, -1 for none
+  int32_t payload = -1;  // Context::texts, -1 for none
+  int32_t case_index = 0;
 };
 
 struct CaseData {
-  std::string id;
-  int64_t first_line = 0;
+  int32_t id = 0;  // Context::case_ids; equal to the case's index
   bool rejected = false;
   bool has_request = false;
-  CreateRequest request;
-  std::vector<PlannedEvent> events;
-  // Milestone tables: the mapped final status, or kNoId.
+  int64_t first_line = 0;
+  // The creation request's parts, read from the case's first usable row.
+  int32_t customer = -1;  // Context::texts, -1 for none
+  int32_t parent = -1;    // Context::texts (prefixed), -1 for none
+  // The mapping's attributes of this case start at attributes * count in
+  // Context::attribute_values (null where the cell was empty).
+  int32_t attributes = -1;
+  // Milestone tables: the mapped final status, or kNoId, and the time of
+  // creation.
   int final_state = Workflow::kNoId;
+  Timestamp created;
+  // The case's events, once grouped: Context::order[first_event ...
+  // first_event + event_count) index Context::events in replay order.
+  uint32_t first_event = 0;
+  uint32_t event_count = 0;
 };
 
 // The workflow as a Boost graph, for shortest paths to a final status.
@@ -164,9 +248,30 @@ struct Context {
   ImportSummary summary;
   std::vector<std::string> event_names;
   std::unordered_map<std::string, int> event_index;
+  // Cases in order of first appearance; case_ids.Get(i) is cases[i]'s id.
+  StringPool case_ids;
   std::vector<CaseData> cases;
-  std::unordered_map<std::string, size_t> case_index;
+  // Actors, customers, parents and payloads.
+  StringPool texts;
+  // Every planned event in file order (a deque: growing it copies
+  // nothing), and after GroupEvents their indexes grouped by case.
+  std::deque<PlannedEvent> events;
+  std::vector<uint32_t> order;
+  // Parsed mapping attributes, common->attributes.size() per case that
+  // has a request.
+  std::deque<Value> attribute_values;
   int64_t since_commit = 0;
+
+  // Returns the case's event at `position` in replay order.
+  const PlannedEvent& EventAt(const CaseData& c, size_t position) const {
+    return events[order[c.first_event + position]];
+  }
+  std::string_view CaseIdOf(const CaseData& c) const {
+    return case_ids.Get(c.id);
+  }
+  std::string TextOf(int32_t id) const {
+    return id < 0 ? std::string() : std::string(texts.Get(id));
+  }
 
   int InternEvent(const std::string& name) {
     auto it = event_index.find(name);
@@ -297,6 +402,39 @@ std::string CaseId(const Context& ctx, const CommonColumns& cols,
   return id;
 }
 
+// Reads every record of `reader`, counting rows and building each one's
+// case id.  A row with an empty part of its case id is rejected here; every
+// other row goes to `row(line, id, fields)`, whose failure (a reject under
+// OnError::kRaise, a store error) stops the reading.
+template <typename RowFn>
+Status ReadRows(Context& ctx, CsvReader& reader, const CommonColumns& cols,
+                RowFn row) {
+  std::vector<std::string> fields;
+  while (true) {
+    auto more = reader.Next(&fields);
+    if (!more.ok()) return more.status();
+    if (!more.value()) return Status::Ok();
+    ++ctx.summary.rows;
+    const int64_t line = reader.line();
+    // Events and cases are named by 32-bit indexes.
+    if (ctx.events.size() >= kMaxPlanned || ctx.cases.size() >= kMaxPlanned) {
+      return Status(Code::kInvalidArgument,
+                    reader.name() + ":" + std::to_string(line) +
+                        ": too many events or cases for one import "
+                        "(expected about 2 billion at most; split the file)");
+    }
+    int bad_col = -1;
+    std::string id = CaseId(ctx, cols, fields, &bad_col);
+    if (bad_col >= 0) {
+      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+          line, bad_col + 1, "",
+          "empty case id in column " + Quote(reader.header()[bad_col])));
+      continue;
+    }
+    CRMFLOW_RETURN_IF_ERROR(row(line, id, fields));
+  }
+}
+
 // Reads one attribute cell into its declared type.
 StatusOr<Value> ParseAttribute(const Context& ctx, const ColumnAttribute& a,
                                const std::string& cell) {
@@ -344,46 +482,93 @@ StatusOr<Value> ParseAttribute(const Context& ctx, const ColumnAttribute& a,
   return bad("a known type");
 }
 
-// Fills the creation request from a case's first row; a bad cell is a
-// reject naming its column.
+// Reads the creation request's parts from a case's first usable row; a
+// bad cell is a reject naming its column.
 Status FillRequest(Context& ctx, const CommonColumns& cols,
                    const std::vector<std::string>& fields, int64_t line,
                    CaseData* c, bool* rejected) {
   *rejected = false;
-  CreateRequest& req = c->request;
-  req.kind = ctx.common->kind;
-  req.id = c->id;
-  if (cols.customer >= 0 && !ctx.IsNull(fields[cols.customer])) {
-    req.customer_id = fields[cols.customer];
-  }
-  if (cols.parent >= 0 && !ctx.IsNull(fields[cols.parent])) {
-    req.parent_id = ctx.common->id_prefix + fields[cols.parent];
-  }
-  for (size_t i = 0; i < ctx.common->attributes.size(); ++i) {
+  const size_t count = ctx.common->attributes.size();
+  std::vector<Value> values(count);
+  for (size_t i = 0; i < count; ++i) {
     const ColumnAttribute& a = ctx.common->attributes[i];
     auto v = ParseAttribute(ctx, a, fields[cols.attributes[i]]);
     if (!v.ok()) {
       *rejected = true;
-      return ctx.AddReject(line, cols.attributes[i] + 1, c->id,
+      return ctx.AddReject(line, cols.attributes[i] + 1,
+                           std::string(ctx.CaseIdOf(*c)),
                            v.status().message());
     }
-    if (!v.value().is_null()) SetAttribute(req.attributes, a.attribute,
-                                           std::move(v.value()));
+    values[i] = std::move(v.value());
+  }
+  if (cols.customer >= 0 && !ctx.IsNull(fields[cols.customer])) {
+    c->customer = ctx.texts.Intern(fields[cols.customer]);
+  }
+  if (cols.parent >= 0 && !ctx.IsNull(fields[cols.parent])) {
+    c->parent = ctx.texts.Intern(ctx.common->id_prefix + fields[cols.parent]);
+  }
+  if (count > 0) {
+    c->attributes = static_cast<int32_t>(ctx.attribute_values.size() / count);
+    for (Value& v : values) ctx.attribute_values.push_back(std::move(v));
   }
   c->has_request = true;
   return Status::Ok();
 }
 
+// Builds the creation request of a case from what FillRequest kept.  The
+// attribute values are moved out: each case is created once.
+CreateRequest MakeRequest(Context& ctx, const CaseData& c) {
+  CreateRequest req;
+  req.kind = ctx.common->kind;
+  req.id = std::string(ctx.CaseIdOf(c));
+  req.customer_id = ctx.TextOf(c.customer);
+  req.parent_id = ctx.TextOf(c.parent);
+  const size_t count = ctx.common->attributes.size();
+  if (c.attributes >= 0) {
+    for (size_t i = 0; i < count; ++i) {
+      Value& v = ctx.attribute_values[c.attributes * count + i];
+      if (!v.is_null()) {
+        SetAttribute(req.attributes, ctx.common->attributes[i].attribute,
+                     std::move(v));
+      }
+    }
+  }
+  return req;
+}
+
 // Returns the case for `id`, creating it.
-CaseData& FindCase(Context& ctx, const std::string& id, int64_t line) {
-  auto it = ctx.case_index.find(id);
-  if (it != ctx.case_index.end()) return ctx.cases[it->second];
-  ctx.case_index.emplace(id, ctx.cases.size());
+CaseData& FindCase(Context& ctx, std::string_view id, int64_t line) {
+  bool added = false;
+  int32_t index = ctx.case_ids.Intern(id, &added);
+  if (!added) return ctx.cases[index];
   ctx.cases.emplace_back();
   CaseData& c = ctx.cases.back();
-  c.id = id;
+  c.id = index;
   c.first_line = line;
   return c;
+}
+
+// Groups the planned events by case (a counting sort, so each case keeps
+// file order) and orders each case's events by time, ties in file order.
+void GroupEvents(Context& ctx) {
+  std::vector<uint32_t> start(ctx.cases.size() + 1, 0);
+  for (const PlannedEvent& e : ctx.events) ++start[e.case_index + 1];
+  for (size_t i = 0; i < ctx.cases.size(); ++i) {
+    start[i + 1] += start[i];
+    ctx.cases[i].first_event = start[i];
+    ctx.cases[i].event_count = start[i + 1] - start[i];
+  }
+  ctx.order.assign(ctx.events.size(), 0);
+  for (size_t i = 0; i < ctx.events.size(); ++i) {
+    ctx.order[start[ctx.events[i].case_index]++] = static_cast<uint32_t>(i);
+  }
+  for (const CaseData& c : ctx.cases) {
+    auto first = ctx.order.begin() + c.first_event;
+    std::stable_sort(first, first + c.event_count,
+                     [&](uint32_t a, uint32_t b) {
+                       return ctx.events[a].time < ctx.events[b].time;
+                     });
+  }
 }
 
 // Chooses the event that takes `from` to `to`: the first declared
@@ -407,12 +592,13 @@ bool IsDeviationCode(Code code) {
 }
 
 std::string Key(const Context& ctx, const CaseData& c, int position) {
-  std::string key = ctx.common->kind + "|" + c.id + "#" +
-                    std::to_string(position);
-  if (position < static_cast<int>(c.events.size())) {
+  std::string key = ctx.common->kind + "|";
+  key += ctx.CaseIdOf(c);
+  key += "#" + std::to_string(position);
+  if (position < static_cast<int>(c.event_count)) {
     // What happened and when, so that another export with other events at
     // the same positions is not mistaken for this one.
-    const PlannedEvent& e = c.events[position];
+    const PlannedEvent& e = ctx.EventAt(c, position);
     key += "|";
     key += ctx.statuses ? ctx.workflow->StateName(e.code)
                         : ctx.event_names[e.code];
@@ -422,13 +608,17 @@ std::string Key(const Context& ctx, const CaseData& c, int position) {
 }
 
 std::string CreationKey(const Context& ctx, const CaseData& c) {
-  return ctx.common->kind + "|" + c.id + "#create";
+  std::string key = ctx.common->kind + "|";
+  key += ctx.CaseIdOf(c);
+  key += "#create";
+  return key;
 }
 
 // Replays one case; a non-OK status aborts the import.
 class CaseReplayer {
  public:
-  CaseReplayer(Context& ctx, CaseData& c) : ctx_(ctx), c_(c) {}
+  CaseReplayer(Context& ctx, CaseData& c)
+      : ctx_(ctx), c_(c), id_(ctx.CaseIdOf(c)) {}
 
   // Creates or continues the transaction; false when the case is rejected
   // (already counted).
@@ -439,16 +629,16 @@ class CaseReplayer {
                        bool creation_first) {
     creation_key_ = creation_first ? Key(ctx_, c_, 0) : CreationKey(ctx_, c_);
     Engine& engine = *ctx_.engine;
-    auto version = engine.store().LoadVersion(c_.id);
+    auto version = engine.store().LoadVersion(id_);
     if (!version.ok()) return version.status();
     const Workflow& wf = *ctx_.workflow;
     if (version.value().has_value()) {
-      auto txn = engine.Get(c_.id);
+      auto txn = engine.Get(id_);
       if (!txn.ok()) return txn.status();
       if (txn->kind != ctx_.common->kind) {
         CRMFLOW_RETURN_IF_ERROR(ctx_.AddReject(
-            c_.first_line, 0, c_.id,
-            "transaction " + Quote(c_.id) + " exists with kind " +
+            c_.first_line, 0, id_,
+            "transaction " + Quote(id_) + " exists with kind " +
                 Quote(txn->kind) + " (expected " +
                 Quote(ctx_.common->kind) + ")"));
         return false;
@@ -456,7 +646,7 @@ class CaseReplayer {
       // Replaying what is already stored must retrace the states the case
       // went through, so that an unchanged status row is seen as such.
       HistoryQuery query;
-      query.transaction_id = c_.id;
+      query.transaction_id = id_;
       auto history = engine.History(query);
       if (!history.ok()) return history.status();
       state_ = wf.StateId(txn->state);
@@ -471,7 +661,7 @@ class CaseReplayer {
       if (known_.count(creation_key_) != 0) ++ctx_.summary.skipped;
       return true;
     }
-    CreateRequest req = c_.request;
+    CreateRequest req = MakeRequest(ctx_, c_);
     req.time = time;
     req.actor = actor;
     req.source = creation_key_;
@@ -480,7 +670,7 @@ class CaseReplayer {
       if (txn.status().code() == Code::kInvalidArgument ||
           txn.status().code() == Code::kNotFound) {
         // A bad attribute set or an unknown parent: nothing was written.
-        CRMFLOW_RETURN_IF_ERROR(ctx_.AddReject(c_.first_line, 0, c_.id,
+        CRMFLOW_RETURN_IF_ERROR(ctx_.AddReject(c_.first_line, 0, id_,
                                                txn.status().message()));
         return false;
       }
@@ -519,7 +709,7 @@ class CaseReplayer {
     options.actor = actor;
     options.payload = payload;
     options.source = Key(ctx_, c_, position);
-    auto r = ctx_.engine->Fire(c_.id, event, options);
+    auto r = ctx_.engine->Fire(id_, event, options);
     if (r.ok()) {
       state_ = ctx_.workflow->StateId(r->state);
       ++ctx_.summary.events_applied;
@@ -534,7 +724,7 @@ class CaseReplayer {
   Status Deviate(int position, const std::string& event, Timestamp time,
                  std::string reason) {
     Deviation d;
-    d.transaction_id = c_.id;
+    d.transaction_id = id_;
     d.kind = ctx_.common->kind;
     d.position = position;
     d.state = state_ >= 0 ? ctx_.workflow->StateName(state_) : "";
@@ -571,6 +761,7 @@ class CaseReplayer {
  private:
   Context& ctx_;
   CaseData& c_;
+  const std::string id_;
   int state_ = Workflow::kNoId;
   bool check_sources_ = false;
   std::string creation_key_;
@@ -579,27 +770,20 @@ class CaseReplayer {
   std::unordered_map<std::string, int> known_;
 };
 
-void SortEvents(CaseData& c) {
-  std::stable_sort(c.events.begin(), c.events.end(),
-                   [](const PlannedEvent& a, const PlannedEvent& b) {
-                     return a.time < b.time;
-                   });
-}
-
 // Replays an event-log case.
 Status ReplayEventCase(Context& ctx, CaseData& c) {
-  SortEvents(c);
   CaseReplayer replayer(ctx, c);
-  const PlannedEvent& first = c.events.front();
+  const PlannedEvent& first = ctx.EventAt(c, 0);
   const bool creation_first =
       ctx.statuses ? first.code == ctx.workflow->initial_state()
                    : ctx.event_names[first.code] == kCreateEvent;
-  auto started = replayer.Start(first.time, first.actor, creation_first);
+  auto started =
+      replayer.Start(first.time, ctx.TextOf(first.actor), creation_first);
   if (!started.ok()) return started.status();
   if (!started.value()) return Status::Ok();
   ++ctx.summary.cases;
-  for (size_t i = 0; i < c.events.size(); ++i) {
-    const PlannedEvent& e = c.events[i];
+  for (size_t i = 0; i < c.event_count; ++i) {
+    const PlannedEvent& e = ctx.EventAt(c, i);
     int position = static_cast<int>(i);
     if (i == 0 && creation_first) continue;  // the creation row itself
     if (ctx.statuses) {
@@ -611,7 +795,8 @@ Status ReplayEventCase(Context& ctx, CaseData& c) {
         continue;
       }
       CRMFLOW_RETURN_IF_ERROR(
-          replayer.MoveTo(position, e.code, e.time, e.actor, e.payload));
+          replayer.MoveTo(position, e.code, e.time, ctx.TextOf(e.actor),
+                          ctx.TextOf(e.payload)));
       continue;
     }
     const std::string& event = ctx.event_names[e.code];
@@ -620,7 +805,8 @@ Status ReplayEventCase(Context& ctx, CaseData& c) {
     if (done.value()) continue;
     bool fired = false;
     CRMFLOW_RETURN_IF_ERROR(
-        replayer.Fire(position, event, e.time, e.actor, e.payload, &fired));
+        replayer.Fire(position, event, e.time, ctx.TextOf(e.actor),
+                      ctx.TextOf(e.payload), &fired));
   }
   return Status::Ok();
 }
@@ -636,17 +822,17 @@ std::vector<int> BfsPredecessors(const Graph& g, int from) {
 }
 
 // Replays a milestone-table case.
-Status ReplayMilestoneCase(Context& ctx, const Graph& graph, CaseData& c,
-                           Timestamp created) {
-  SortEvents(c);
+Status ReplayMilestoneCase(Context& ctx, const Graph& graph, CaseData& c) {
+  const Timestamp created = c.created;
   CaseReplayer replayer(ctx, c);
-  auto started = replayer.Start(created, c.request.actor, false);
+  auto started = replayer.Start(created, "", false);
   if (!started.ok()) return started.status();
   if (!started.value()) return Status::Ok();
   ++ctx.summary.cases;
   Timestamp last = created;
   int position = 0;
-  for (const PlannedEvent& e : c.events) {
+  for (size_t i = 0; i < c.event_count; ++i) {
+    const PlannedEvent& e = ctx.EventAt(c, i);
     if (last < e.time) last = e.time;
     auto done = replayer.AlreadyImported(position);
     if (!done.ok()) return done.status();
@@ -712,6 +898,7 @@ Graph BuildGraph(const Workflow& wf) {
 template <typename ReplayFn>
 StatusOr<ImportSummary> WriteCases(Context& ctx, ReplayFn replay) {
   Engine& engine = *ctx.engine;
+  GroupEvents(ctx);
   Timestamp started_at = engine.Now();
   CRMFLOW_RETURN_IF_ERROR(engine.Begin());
   auto fail = [&](Status st) -> Status {
@@ -825,111 +1012,105 @@ StatusOr<ImportSummary> ImportEventLog(Engine& engine, CsvReader& reader,
   const int actor = actor_col.value();
 
   // Phase one: read and plan.
-  std::vector<std::string> fields;
-  while (true) {
-    auto more = reader.Next(&fields);
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    ++ctx.summary.rows;
-    const int64_t line = reader.line();
-    int bad_col = -1;
-    std::string id = CaseId(ctx, cols, fields, &bad_col);
-    if (bad_col >= 0) {
-      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-          line, bad_col + 1, "",
-          "empty case id in column " + Quote(reader.header()[bad_col])));
-      continue;
-    }
-    const std::string& value = fields[a_col];
-    int code = 0;
-    if (ctx.IsNull(value)) {
-      CaseData& c = FindCase(ctx, id, line);
-      c.rejected = true;
-      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-          line, a_col + 1, id,
-          std::string("empty ") + (ctx.statuses ? "status" : "activity") +
-              " in column " + Quote(mapping.activity_column)));
-      continue;
-    }
-    if (ctx.statuses) {
-      const std::string* state = MapLookup(mapping.status_map, value);
-      if (state == nullptr) {
-        CaseData& c = FindCase(ctx, id, line);
-        c.rejected = true;
-        CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-            line, a_col + 1, id,
-            "unknown status " + Quote(value) + " (expected " +
-                MapKeys(mapping.status_map) + ")"));
-        continue;
-      }
-      code = wf.StateId(*state);
-    } else if (!mapping.activity_map.empty()) {
-      const std::string* event = MapLookup(mapping.activity_map, value);
-      if (event == nullptr) {
-        CaseData& c = FindCase(ctx, id, line);
-        c.rejected = true;
-        CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-            line, a_col + 1, id,
-            "unknown activity " + Quote(value) + " (expected " +
-                MapKeys(mapping.activity_map) + ")"));
-        continue;
-      }
-      if (event->empty()) {
-        ++ctx.summary.ignored;
-        continue;
-      }
-      code = ctx.InternEvent(*event);
-    } else {
-      code = ctx.InternEvent(value);
-    }
-    CaseData& c = FindCase(ctx, id, line);
-    const std::string& time_text = fields[t_col];
-    if (ctx.IsNull(time_text)) {
-      c.rejected = true;
-      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-          line, t_col + 1, id,
-          "empty time in column " + Quote(mapping.time_column)));
-      continue;
-    }
-    auto time = ctx.parser->Parse(time_text);
-    if (!time.ok()) {
-      c.rejected = true;
-      CRMFLOW_RETURN_IF_ERROR(
-          ctx.AddReject(line, t_col + 1, id, time.status().message()));
-      continue;
-    }
-    if (c.rejected) continue;
-    if (!c.has_request) {
-      bool rejected = false;
-      CRMFLOW_RETURN_IF_ERROR(
-          FillRequest(ctx, cols, fields, line, &c, &rejected));
-      if (rejected) {
-        c.rejected = true;
-        continue;
-      }
-    }
-    PlannedEvent e;
-    e.time = time.value();
-    e.line = line;
-    e.code = code;
-    if (actor >= 0 && !ctx.IsNull(fields[actor])) e.actor = fields[actor];
-    if (!payload_cols.empty()) {
-      e.payload = "{";
-      for (size_t i = 0; i < payload_cols.size(); ++i) {
-        if (i > 0) e.payload += ',';
-        AppendJsonString(&e.payload, mapping.payload_columns[i]);
-        e.payload += ':';
-        const std::string& cell = fields[payload_cols[i]];
-        if (ctx.IsNull(cell)) {
-          e.payload += "null";
-        } else {
-          AppendJsonString(&e.payload, cell);
+  std::string payload;
+  CRMFLOW_RETURN_IF_ERROR(ReadRows(
+      ctx, reader, cols,
+      [&](int64_t line, const std::string& id,
+          const std::vector<std::string>& fields) -> Status {
+        const std::string& value = fields[a_col];
+        int code = 0;
+        if (ctx.IsNull(value)) {
+          CaseData& c = FindCase(ctx, id, line);
+          c.rejected = true;
+          CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+              line, a_col + 1, id,
+              std::string("empty ") + (ctx.statuses ? "status" : "activity") +
+                  " in column " + Quote(mapping.activity_column)));
+          return Status::Ok();
         }
-      }
-      e.payload += '}';
-    }
-    c.events.push_back(std::move(e));
-  }
+        if (ctx.statuses) {
+          const std::string* state = MapLookup(mapping.status_map, value);
+          if (state == nullptr) {
+            CaseData& c = FindCase(ctx, id, line);
+            c.rejected = true;
+            CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+                line, a_col + 1, id,
+                "unknown status " + Quote(value) + " (expected " +
+                    MapKeys(mapping.status_map) + ")"));
+            return Status::Ok();
+          }
+          code = wf.StateId(*state);
+        } else if (!mapping.activity_map.empty()) {
+          const std::string* event = MapLookup(mapping.activity_map, value);
+          if (event == nullptr) {
+            CaseData& c = FindCase(ctx, id, line);
+            c.rejected = true;
+            CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+                line, a_col + 1, id,
+                "unknown activity " + Quote(value) + " (expected " +
+                    MapKeys(mapping.activity_map) + ")"));
+            return Status::Ok();
+          }
+          if (event->empty()) {
+            ++ctx.summary.ignored;
+            return Status::Ok();
+          }
+          code = ctx.InternEvent(*event);
+        } else {
+          code = ctx.InternEvent(value);
+        }
+        CaseData& c = FindCase(ctx, id, line);
+        const std::string& time_text = fields[t_col];
+        if (ctx.IsNull(time_text)) {
+          c.rejected = true;
+          CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+              line, t_col + 1, id,
+              "empty time in column " + Quote(mapping.time_column)));
+          return Status::Ok();
+        }
+        auto time = ctx.parser->Parse(time_text);
+        if (!time.ok()) {
+          c.rejected = true;
+          CRMFLOW_RETURN_IF_ERROR(
+              ctx.AddReject(line, t_col + 1, id, time.status().message()));
+          return Status::Ok();
+        }
+        if (c.rejected) return Status::Ok();
+        if (!c.has_request) {
+          bool rejected = false;
+          CRMFLOW_RETURN_IF_ERROR(
+              FillRequest(ctx, cols, fields, line, &c, &rejected));
+          if (rejected) {
+            c.rejected = true;
+            return Status::Ok();
+          }
+        }
+        PlannedEvent e;
+        e.time = time.value();
+        e.code = code;
+        e.case_index = c.id;
+        if (actor >= 0 && !ctx.IsNull(fields[actor])) {
+          e.actor = ctx.texts.Intern(fields[actor]);
+        }
+        if (!payload_cols.empty()) {
+          payload = "{";
+          for (size_t i = 0; i < payload_cols.size(); ++i) {
+            if (i > 0) payload += ',';
+            AppendJsonString(&payload, mapping.payload_columns[i]);
+            payload += ':';
+            const std::string& cell = fields[payload_cols[i]];
+            if (ctx.IsNull(cell)) {
+              payload += "null";
+            } else {
+              AppendJsonString(&payload, cell);
+            }
+          }
+          payload += '}';
+          e.payload = ctx.texts.Intern(payload);
+        }
+        ctx.events.push_back(e);
+        return Status::Ok();
+      }));
 
   // Phase two: write.
   return WriteCases(ctx, [&](CaseData& c) { return ReplayEventCase(ctx, c); });
@@ -973,89 +1154,76 @@ StatusOr<ImportSummary> ImportMilestones(Engine& engine, CsvReader& reader,
   }
   const int c_col = created_col.value();
   const int s_col = status_col.value();
-  std::vector<Timestamp> created_at;  // by case index
-
-  std::vector<std::string> fields;
-  while (true) {
-    auto more = reader.Next(&fields);
-    if (!more.ok()) return more.status();
-    if (!more.value()) break;
-    ++ctx.summary.rows;
-    const int64_t line = reader.line();
-    int bad_col = -1;
-    std::string id = CaseId(ctx, cols, fields, &bad_col);
-    if (bad_col >= 0) {
-      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-          line, bad_col + 1, "",
-          "empty case id in column " + Quote(reader.header()[bad_col])));
-      continue;
-    }
-    auto it = ctx.case_index.find(id);
-    if (it != ctx.case_index.end()) {
-      CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
-          line, cols.case_columns[0] + 1, id,
-          "duplicate case " + Quote(id) + " (first seen on line " +
-              std::to_string(ctx.cases[it->second].first_line) + ")"));
-      continue;
-    }
-    CaseData& c = FindCase(ctx, id, line);
-    created_at.push_back(Timestamp{});
-    auto reject = [&](int col, std::string reason) {
-      c.rejected = true;
-      return ctx.AddReject(line, col + 1, id, std::move(reason));
-    };
-    const std::string& created_text = fields[c_col];
-    if (ctx.IsNull(created_text)) {
-      CRMFLOW_RETURN_IF_ERROR(reject(
-          c_col, "empty time in column " + Quote(mapping.created_column)));
-      continue;
-    }
-    auto created = ctx.parser->Parse(created_text);
-    if (!created.ok()) {
-      CRMFLOW_RETURN_IF_ERROR(reject(c_col, created.status().message()));
-      continue;
-    }
-    created_at.back() = created.value();
-    bool bad = false;
-    for (size_t m = 0; m < milestone_cols.size() && !bad; ++m) {
-      const std::string& cell = fields[milestone_cols[m]];
-      if (ctx.IsNull(cell)) continue;  // milestone not reached
-      auto t = ctx.parser->Parse(cell);
-      if (!t.ok()) {
+  CRMFLOW_RETURN_IF_ERROR(ReadRows(
+      ctx, reader, cols,
+      [&](int64_t line, const std::string& id,
+          const std::vector<std::string>& fields) -> Status {
+        int32_t seen = ctx.case_ids.Find(id);
+        if (seen >= 0) {
+          CRMFLOW_RETURN_IF_ERROR(ctx.AddReject(
+              line, cols.case_columns[0] + 1, id,
+              "duplicate case " + Quote(id) + " (first seen on line " +
+                  std::to_string(ctx.cases[seen].first_line) + ")"));
+          return Status::Ok();
+        }
+        CaseData& c = FindCase(ctx, id, line);
+        auto reject = [&](int col, std::string reason) {
+          c.rejected = true;
+          return ctx.AddReject(line, col + 1, id, std::move(reason));
+        };
+        const std::string& created_text = fields[c_col];
+        if (ctx.IsNull(created_text)) {
+          CRMFLOW_RETURN_IF_ERROR(reject(
+              c_col, "empty time in column " + Quote(mapping.created_column)));
+          return Status::Ok();
+        }
+        auto created = ctx.parser->Parse(created_text);
+        if (!created.ok()) {
+          CRMFLOW_RETURN_IF_ERROR(reject(c_col, created.status().message()));
+          return Status::Ok();
+        }
+        c.created = created.value();
+        bool bad = false;
+        for (size_t m = 0; m < milestone_cols.size() && !bad; ++m) {
+          const std::string& cell = fields[milestone_cols[m]];
+          if (ctx.IsNull(cell)) continue;  // milestone not reached
+          auto t = ctx.parser->Parse(cell);
+          if (!t.ok()) {
+            CRMFLOW_RETURN_IF_ERROR(
+                reject(milestone_cols[m], t.status().message()));
+            bad = true;
+            break;
+          }
+          for (int event : milestone_events[m]) {
+            PlannedEvent e;
+            e.time = t.value();
+            e.code = event;
+            e.case_index = c.id;
+            ctx.events.push_back(e);
+          }
+        }
+        if (bad) return Status::Ok();
+        if (s_col >= 0 && !ctx.IsNull(fields[s_col])) {
+          const std::string& status = fields[s_col];
+          const std::string* state = MapLookup(mapping.status_map, status);
+          if (state == nullptr) {
+            CRMFLOW_RETURN_IF_ERROR(reject(
+                s_col, "unknown status " + Quote(status) + " (expected " +
+                           MapKeys(mapping.status_map) + ")"));
+            return Status::Ok();
+          }
+          c.final_state = wf.StateId(*state);
+        }
+        bool rejected = false;
         CRMFLOW_RETURN_IF_ERROR(
-            reject(milestone_cols[m], t.status().message()));
-        bad = true;
-        break;
-      }
-      for (int event : milestone_events[m]) {
-        PlannedEvent e;
-        e.time = t.value();
-        e.line = line;
-        e.code = event;
-        c.events.push_back(std::move(e));
-      }
-    }
-    if (bad) continue;
-    if (s_col >= 0 && !ctx.IsNull(fields[s_col])) {
-      const std::string* state = MapLookup(mapping.status_map, fields[s_col]);
-      if (state == nullptr) {
-        CRMFLOW_RETURN_IF_ERROR(reject(
-            s_col, "unknown status " + Quote(fields[s_col]) + " (expected " +
-                       MapKeys(mapping.status_map) + ")"));
-        continue;
-      }
-      c.final_state = wf.StateId(*state);
-    }
-    bool rejected = false;
-    CRMFLOW_RETURN_IF_ERROR(
-        FillRequest(ctx, cols, fields, line, &c, &rejected));
-    if (rejected) c.rejected = true;
-  }
+            FillRequest(ctx, cols, fields, line, &c, &rejected));
+        if (rejected) c.rejected = true;
+        return Status::Ok();
+      }));
 
   Graph graph = BuildGraph(wf);
   return WriteCases(ctx, [&](CaseData& c) {
-    size_t index = &c - ctx.cases.data();
-    return ReplayMilestoneCase(ctx, graph, c, created_at[index]);
+    return ReplayMilestoneCase(ctx, graph, c);
   });
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 
 #include "sqlite_handle.h"
+#include "sql_statement.h"
 
 namespace crmflow {
 namespace {
@@ -32,39 +33,11 @@ constexpr const char* kSchemaSql =
     " last INTEGER NOT NULL,"
     " PRIMARY KEY (kind, period));";
 
-// A prepared statement, finalized on scope exit.
-class Stmt {
+// A statement whose errors name this module.
+class Stmt : public SqlStatement {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  void Bind(int i, std::string_view s) {
-    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  // Returns SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::string Text(int col) {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p == nullptr ? std::string() : reinterpret_cast<const char*>(p);
-  }
-  Status Error(std::string_view what) const {
-    return Status(Code::kStoreError, "numbering: " + std::string(what) +
-                                         " failed (" + sqlite3_errmsg(db_) +
-                                         ")");
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  Stmt(sqlite3* db, const char* sql)
+      : SqlStatement(db, sql, "numbering") {}
 };
 
 // Civil date of a day count since 1970-01-01 (proleptic Gregorian).
@@ -240,7 +213,7 @@ struct Numbering::Impl {
     s.Bind(1, kind);
     s.Bind(2, period);
     int rc = s.Step();
-    if (rc == SQLITE_ROW) return s.Int(0);
+    if (rc == SQLITE_ROW) return s.ColumnInt(0);
     if (rc == SQLITE_DONE) return 0;
     return s.Error("read counter");
   }
@@ -328,9 +301,9 @@ StatusOr<std::optional<NumberingSpec>> Numbering::Find(
   if (rc != SQLITE_ROW) return s.Error("read format");
   NumberingSpec spec;
   spec.kind = std::string(kind);
-  spec.format = s.Text(0);
-  spec.yearly_reset = s.Int(1) != 0;
-  spec.zone = s.Text(2);
+  spec.format = s.ColumnText(0);
+  spec.yearly_reset = s.ColumnInt(1) != 0;
+  spec.zone = s.ColumnText(2);
   return std::optional<NumberingSpec>(std::move(spec));
 }
 
@@ -356,8 +329,9 @@ StatusOr<int64_t> Numbering::Counter(std::string_view kind, int64_t period) {
   if (impl_->db == nullptr) return impl_->Read(kind, period);
   CRMFLOW_RETURN_IF_ERROR(impl_->store->Begin());
   Status st = impl_->EnsureSchema();
-  StatusOr<int64_t> v = st;
-  if (st.ok()) v = impl_->Read(kind, period);
+  // A StatusOr is never made from an OK status (status.h asserts it).
+  StatusOr<int64_t> v = st.ok() ? impl_->Read(kind, period)
+                                : StatusOr<int64_t>(st);
   st = impl_->store->Commit();
   if (!v.ok()) return v.status();
   if (!st.ok()) return st;

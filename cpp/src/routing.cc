@@ -12,6 +12,7 @@
 #include "crmflow/expr.h"
 #include "crmflow/workflow.h"
 #include "sqlite_handle.h"
+#include "sql_statement.h"
 
 namespace crmflow {
 namespace {
@@ -56,57 +57,15 @@ std::string TextAttribute(const Transaction& txn, std::string_view name) {
   return v->text();
 }
 
-// A prepared statement that finalizes itself.
-class Stmt {
+// A statement whose errors name this module.
+class Stmt : public SqlStatement {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  void Text(int i, std::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()),
-                      SQLITE_TRANSIENT);
-  }
-  void TextOrNull(int i, std::string_view v) {
-    if (v.empty()) {
-      sqlite3_bind_null(stmt_, i);
-    } else {
-      Text(i, v);
-    }
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  // Returns SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  std::string ColumnText(int i) {
-    const unsigned char* t = sqlite3_column_text(stmt_, i);
-    return t == nullptr ? std::string()
-                        : std::string(reinterpret_cast<const char*>(t));
-  }
-  int64_t ColumnInt(int i) { return sqlite3_column_int64(stmt_, i); }
-  Status Error(std::string_view what) const {
-    return Status(Code::kStoreError,
-                  "routing: " + std::string(what) + ": " + sqlite3_errmsg(db_));
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  Stmt(sqlite3* db, const char* sql)
+      : SqlStatement(db, sql, "routing") {}
 };
 
 Status Exec(sqlite3* db, const char* sql, std::string_view what) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) {
-    return Status::Ok();
-  }
-  std::string message = "routing: " + std::string(what) + ": " +
-                        (err != nullptr ? err : "unknown error");
-  sqlite3_free(err);
-  return Status(Code::kStoreError, message);
+  return SqlExec(db, sql, "routing", what);
 }
 
 // Runs one statement that returns no rows.
@@ -280,23 +239,23 @@ Status Router::AddTeam(Team team) {
     Status st = [&]() -> Status {
       Stmt t(im.db, "INSERT OR REPLACE INTO teams(name, strategy) "
                     "VALUES (?1, ?2)");
-      t.Text(1, team.name);
-      t.Text(2, team.strategy);
+      t.Bind(1, team.name);
+      t.Bind(2, team.strategy);
       CRMFLOW_RETURN_IF_ERROR(Run(t, "write teams"));
       Stmt d(im.db, "DELETE FROM team_members WHERE team = ?1");
-      d.Text(1, team.name);
+      d.Bind(1, team.name);
       CRMFLOW_RETURN_IF_ERROR(Run(d, "write team_members"));
       for (size_t i = 0; i < team.members.size(); ++i) {
         const Member& m = team.members[i];
         Stmt s(im.db,
                "INSERT INTO team_members(team, member, position, skills, "
                "capacity, available) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-        s.Text(1, team.name);
-        s.Text(2, m.id);
-        s.Int(3, static_cast<int64_t>(i));
-        s.Text(4, JoinSkills(m.skills));
-        s.Int(5, m.capacity);
-        s.Int(6, m.available ? 1 : 0);
+        s.Bind(1, team.name);
+        s.Bind(2, m.id);
+        s.Bind(3, static_cast<int64_t>(i));
+        s.Bind(4, JoinSkills(m.skills));
+        s.Bind(5, m.capacity);
+        s.Bind(6, m.available ? 1 : 0);
         CRMFLOW_RETURN_IF_ERROR(Run(s, "write team_members"));
       }
       return Status::Ok();
@@ -325,7 +284,7 @@ Status Router::RemoveTeam(std::string_view name) {
                             "DELETE FROM team_members WHERE team = ?1",
                             "DELETE FROM routing_state WHERE team = ?1"}) {
       Stmt s(im.db, sql);
-      s.Text(1, name);
+      s.Bind(1, name);
       st = Run(s, "remove team");
       if (!st.ok()) break;
     }
@@ -368,9 +327,9 @@ Status Router::SetAvailable(std::string_view team, std::string_view member,
       Stmt s(impl_->db,
              "UPDATE team_members SET available = ?3 WHERE team = ?1 AND "
              "member = ?2");
-      s.Text(1, team);
-      s.Text(2, member);
-      s.Int(3, available ? 1 : 0);
+      s.Bind(1, team);
+      s.Bind(2, member);
+      s.Bind(3, available ? 1 : 0);
       Status st = Run(s, "write team_members");
       if (!st.ok()) {
         (void)engine_->Rollback();
@@ -564,7 +523,7 @@ StatusOr<int64_t> Router::Position(std::string_view team) {
   }
   Stmt s(im.db, "SELECT position FROM routing_state WHERE team = ?1");
   if (!s.ok()) return s.Error("read routing_state");
-  s.Text(1, team);
+  s.Bind(1, team);
   int rc = s.Step();
   if (rc == SQLITE_ROW) return s.ColumnInt(0);
   if (rc != SQLITE_DONE) return s.Error("read routing_state");
@@ -730,20 +689,20 @@ StatusOr<Assignment> Router::Assign(std::string_view id,
            "INSERT INTO assignments(transaction_id, team, member, time, "
            "reason, previous_team, previous_member) VALUES (?1, ?2, ?3, ?4, "
            "?5, ?6, ?7)");
-    s.Text(1, a.transaction_id);
-    s.Text(2, a.team);
-    s.Text(3, a.member);
-    s.Text(4, a.time.ToIso());
-    s.Text(5, a.reason);
-    s.TextOrNull(6, a.previous_team);
-    s.TextOrNull(7, a.previous_member);
+    s.Bind(1, a.transaction_id);
+    s.Bind(2, a.team);
+    s.Bind(3, a.member);
+    s.Bind(4, a.time.ToIso());
+    s.Bind(5, a.reason);
+    s.BindTextOrNull(6, a.previous_team);
+    s.BindTextOrNull(7, a.previous_member);
     CRMFLOW_RETURN_IF_ERROR(Run(s, "write assignments"));
     a.id = sqlite3_last_insert_rowid(im.db);
     Stmt p(im.db,
            "INSERT OR REPLACE INTO routing_state(team, position) VALUES "
            "(?1, ?2)");
-    p.Text(1, a.team);
-    p.Int(2, next);
+    p.Bind(1, a.team);
+    p.Bind(2, next);
     CRMFLOW_RETURN_IF_ERROR(Run(p, "write routing_state"));
   }
   done = true;
@@ -780,7 +739,7 @@ StatusOr<std::vector<Assignment>> Router::Assignments(
          "previous_team, previous_member FROM assignments WHERE ?1 = '' OR "
          "transaction_id = ?1 ORDER BY id");
   if (!s.ok()) return s.Error("read assignments");
-  s.Text(1, transaction_id);
+  s.Bind(1, transaction_id);
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
     Assignment a;

@@ -220,6 +220,250 @@ bool CheckExpressionGuard(const Expression& condition, const Transaction& txn,
   return *r;
 }
 
+// An operand of the form "attribute op literal", compared without the
+// expression evaluator (see SimpleComparison for the rules it follows).
+struct FastOperand {
+  SimpleComparison cmp;
+  Decimal number;  // the literal, for integer and decimal attributes
+  bool numeric = false;
+  // The literal's units at scale s (s >= its own scale), when they fit:
+  // values usually share one scale, so comparing is one integer compare.
+  __int128 scaled[19] = {};
+  uint32_t scaled_ok = 0;  // bit s: scaled[s] is valid
+
+  void Prepare() {
+    __int128 u = number.units();
+    constexpr __int128 kLimit = static_cast<__int128>(1000000000000000000) *
+                                1000000000000000000;  // 10^36
+    for (int s = number.scale(); s <= 18; ++s) {
+      if (u >= kLimit || u <= -kLimit) break;
+      scaled[s] = u;
+      scaled_ok |= 1u << s;
+      u *= 10;
+    }
+  }
+};
+
+// Equality of attribute names, inlined: names are short, so a loop beats
+// a call to memcmp.
+inline bool SameName(const std::string& a, const std::string& b) {
+  size_t n = a.size();
+  if (n != b.size()) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// Returns 0 or 1, or -1 when the value has the wrong type (the
+// operand's EvaluateCondition then reports the error).
+static int FastEvaluate(const FastOperand& f, const EvalContext& ctx) {
+  const SimpleComparison& c = f.cmp;
+  const Value* v = nullptr;
+  if (ctx.attributes != nullptr) {
+    const Attributes& a = *ctx.attributes;
+    if (c.hint >= 0 && static_cast<size_t>(c.hint) < a.size() &&
+        SameName(a[c.hint].first, c.attribute)) {
+      v = &a[c.hint].second;
+    } else {
+      v = FindAttribute(a, c.attribute);
+    }
+  }
+  using Op = SimpleComparison::Op;
+  if (v == nullptr || v->is_null()) return c.op == Op::kNe ? 1 : 0;
+  int r = 0;
+  ValueType t = v->type();
+  if (f.numeric && (t == ValueType::kDecimal || t == ValueType::kInteger)) {
+    if (t == ValueType::kInteger && c.declared == ValueType::kInteger &&
+        c.literal.type() == ValueType::kInteger) {
+      int64_t x = v->integer(), y = c.literal.integer();
+      r = x < y ? -1 : (x > y ? 1 : 0);
+    } else if (t == ValueType::kDecimal &&
+               (f.scaled_ok >> v->decimal().scale() & 1u) != 0) {
+      __int128 x = v->decimal().units(), y = f.scaled[v->decimal().scale()];
+      r = x < y ? -1 : (x > y ? 1 : 0);
+    } else {
+      Decimal x = t == ValueType::kDecimal
+                      ? v->decimal()
+                      : Decimal::FromInteger(v->integer());
+      r = x.Compare(f.number);
+    }
+    if (t == ValueType::kDecimal && c.declared == ValueType::kInteger) {
+      return -1;
+    }
+  } else if (t != c.declared) {
+    return -1;
+  } else if (t == ValueType::kText) {
+    int x = v->text().compare(c.literal.text());
+    r = x < 0 ? -1 : (x > 0 ? 1 : 0);
+  } else if (t == ValueType::kTimestamp) {
+    int64_t x = v->timestamp().micros, y = c.literal.timestamp().micros;
+    r = x < y ? -1 : (x > y ? 1 : 0);
+  } else if (t == ValueType::kDuration) {
+    int64_t x = v->duration().micros, y = c.literal.duration().micros;
+    r = x < y ? -1 : (x > y ? 1 : 0);
+  } else if (t == ValueType::kBoolean) {
+    bool x = v->boolean(), y = c.literal.boolean();
+    r = x == y ? 0 : (x ? 1 : -1);
+  } else {
+    return -1;
+  }
+  switch (c.op) {
+    case Op::kEq: return r == 0;
+    case Op::kNe: return r != 0;
+    case Op::kLt: return r < 0;
+    case Op::kLe: return r <= 0;
+    case Op::kGt: return r > 0;
+    case Op::kGe: return r >= 0;
+  }
+  return -1;
+}
+
+struct ConditionSet::Impl {
+  std::vector<Expression> operands;
+  std::vector<std::optional<FastOperand>> fast;  // per operand
+  // Condition i is the "and" of operands[cond_operands[begin[i]..end)].
+  std::vector<int32_t> cond_operands;
+  std::vector<int32_t> begin;  // size() + 1 entries
+};
+
+ConditionSet::ConditionSet()
+    : impl_(std::make_shared<Impl>(Impl{{}, {}, {}, {0}})) {}
+ConditionSet::~ConditionSet() = default;
+ConditionSet::ConditionSet(const ConditionSet&) = default;
+ConditionSet& ConditionSet::operator=(const ConditionSet&) = default;
+
+StatusOr<ConditionSet> ConditionSet::Compile(
+    const std::vector<std::string>& conditions, const ExprSchema& schema) {
+  auto impl = std::make_shared<Impl>();
+  impl->begin.push_back(0);
+  std::map<std::string, int32_t, std::less<>> seen;
+  for (size_t i = 0; i < conditions.size(); ++i) {
+    std::string where = "condition " + std::to_string(i + 1) + ": ";
+    if (!Trim(conditions[i]).empty()) {
+      // The whole condition first: its errors carry its own columns.
+      auto whole = Expression::ParseCondition(conditions[i], schema);
+      if (!whole.ok()) {
+        return Status(whole.status().code(),
+                      where + whole.status().message());
+      }
+      for (std::string& part : whole->Conjuncts()) {
+        auto it = seen.find(part);
+        if (it == seen.end()) {
+          auto e = Expression::ParseCondition(part, schema);
+          if (!e.ok()) {
+            return Status(e.status().code(), where + e.status().message());
+          }
+          it = seen.emplace(std::move(part),
+                            static_cast<int32_t>(impl->operands.size()))
+                   .first;
+          std::optional<FastOperand> fast;
+          if (auto sc = e->AsSimpleComparison()) {
+            fast.emplace();
+            fast->cmp = std::move(*sc);
+            ValueType lt = fast->cmp.literal.type();
+            fast->numeric = (fast->cmp.declared == ValueType::kDecimal ||
+                             fast->cmp.declared == ValueType::kInteger) &&
+                            (lt == ValueType::kDecimal ||
+                             lt == ValueType::kInteger);
+            if (fast->numeric) {
+              fast->number = lt == ValueType::kDecimal
+                                 ? fast->cmp.literal.decimal()
+                                 : Decimal::FromInteger(
+                                       fast->cmp.literal.integer());
+              fast->Prepare();
+            }
+          }
+          impl->fast.push_back(std::move(fast));
+          impl->operands.push_back(std::move(*e));
+        }
+        impl->cond_operands.push_back(it->second);
+      }
+    }
+    impl->begin.push_back(static_cast<int32_t>(impl->cond_operands.size()));
+  }
+  ConditionSet set;
+  set.impl_ = std::move(impl);
+  return set;
+}
+
+size_t ConditionSet::size() const { return impl_->begin.size() - 1; }
+
+size_t ConditionSet::operand_count() const { return impl_->operands.size(); }
+
+Status ConditionSet::Evaluate(const EvalContext& ctx,
+                              uint8_t* matched) const {
+  // Per operand: 0 not evaluated yet, 1 false, 2 true.
+  constexpr size_t kInline = 256;
+  uint8_t inline_memo[kInline];
+  std::vector<uint8_t> heap_memo;
+  const size_t n = impl_->operands.size();
+  uint8_t* memo = inline_memo;
+  if (n > kInline) {
+    heap_memo.assign(n, 0);
+    memo = heap_memo.data();
+  } else {
+    std::fill(memo, memo + n, 0);
+  }
+  const size_t count = size();
+  for (size_t i = 0; i < count; ++i) {
+    auto r = EvaluateOne(i, ctx, memo);
+    if (!r.ok()) {
+      return Status(r.status().code(), "condition " + std::to_string(i + 1) +
+                                           ": " + r.status().message());
+    }
+    matched[i] = *r ? 1 : 0;
+  }
+  return Status::Ok();
+}
+
+StatusOr<bool> ConditionSet::EvaluateOne(size_t i, const EvalContext& ctx,
+                                         uint8_t* memo) const {
+  const int32_t end = impl_->begin[i + 1];
+  for (int32_t k = impl_->begin[i]; k < end; ++k) {
+    int32_t op = impl_->cond_operands[k];
+    if (memo[op] == 0) {
+      int fast = -1;
+      if (impl_->fast[op]) fast = FastEvaluate(*impl_->fast[op], ctx);
+      if (fast >= 0) {
+        memo[op] = fast == 1 ? 2 : 1;
+      } else {
+        auto r = impl_->operands[op].EvaluateCondition(ctx);
+        if (!r.ok()) return r.status();
+        memo[op] = *r ? 2 : 1;
+      }
+    }
+    if (memo[op] == 1) return false;
+  }
+  return true;
+}
+
+// The agenda of one (kind, trigger, target): its rules in run order and
+// their conditions compiled together, so that operands shared by several
+// rules ("tier == 'gold'") are evaluated once per transaction state.
+// Copies, held through a shared_ptr by a running Run: a callback that
+// changes the rules mid-chain cannot pull them from under it.
+struct Agenda {
+  std::vector<Rule> rules;
+  std::vector<Compiled> compiled;
+  ConditionSet conditions;  // condition i belongs to rules[i]
+};
+
+// The transaction as one agenda saw it, shared by that agenda's trace
+// entries: the values read are rendered only when the trace is asked for,
+// by evaluating the condition again on the same snapshot (evaluation is
+// deterministic), which keeps formatting off the path of every change.
+struct TraceEntry {
+  int64_t seq = 0;
+  Timestamp time;
+  std::shared_ptr<const Transaction> txn;
+  std::shared_ptr<const std::string> trigger;
+  const char* outcome = "";
+  std::string rule;
+  Expression condition;  // empty: no condition, no reads
+  int depth = 0;
+};
+
 struct RuleSet::Impl {
   Engine* engine;
   Store* store;
@@ -227,7 +471,11 @@ struct RuleSet::Impl {
   std::function<void()> changed;
   std::vector<Rule> rules;
   std::map<std::string, Compiled, std::less<>> compiled;
-  std::deque<RuleTraceRow> trace;
+  // Agendas by kind, trigger and target, rules in run order; dropped with
+  // the compiled rules.  A std::map: a nested Run adds entries while an
+  // outer one walks its agenda.
+  std::map<std::string, std::shared_ptr<const Agenda>, std::less<>> agendas;
+  std::deque<TraceEntry> trace;
   int64_t trace_seq = 0;
   RuleLimits limits;
   int depth = 0;
@@ -315,7 +563,7 @@ struct RuleSet::Impl {
 
   Status Load() {
     rules.clear();
-    compiled.clear();
+    Forget();
     if (db == nullptr) return Status::Ok();
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(db,
@@ -396,19 +644,45 @@ struct RuleSet::Impl {
           break;
       }
       if (!known) {
+        // The names the trigger could have meant, for the message.
+        std::vector<std::string> names;
+        if (rule.trigger == RuleTrigger::kEvent) {
+          for (int i = 0; i < wf->event_count(); ++i) {
+            names.push_back(wf->EventName(i));
+          }
+        } else if (rule.trigger == RuleTrigger::kChanged) {
+          for (const AttributeSpec& a : wf->attributes()) {
+            names.push_back(a.name);
+          }
+        } else if (rule.trigger != RuleTrigger::kCreated) {
+          for (int i = 0; i < wf->state_count(); ++i) {
+            names.push_back(wf->StateName(i));
+          }
+        }
+        std::string known;
+        for (const std::string& n : names) {
+          known += (known.empty() ? "" : ", ") + n;
+        }
+        if (rule.trigger == RuleTrigger::kCreated) {
+          known = "created takes no target";
+        } else {
+          known = "known: " + (known.empty() ? std::string("none") : known);
+        }
         return fail(std::string("unknown ") +
                     (rule.trigger == RuleTrigger::kEvent ? "event "
                      : rule.trigger == RuleTrigger::kChanged
                          ? "attribute "
                          : rule.trigger == RuleTrigger::kCreated ? "target "
                                                                  : "state ") +
-                    Quote(rule.on) + " of kind " + Quote(rule.kind));
+                    Quote(rule.on) + " of kind " + Quote(rule.kind) +
+                    " (" + known + ")");
       }
     }
+    const std::string over = " on kind " + Quote(rule.kind) + ": ";
     Compiled c;
     if (!Trim(rule.condition).empty()) {
       auto e = Expression::ParseCondition(rule.condition, schema);
-      if (!e.ok()) return fail("condition: " + e.status().message());
+      if (!e.ok()) return fail("condition" + over + e.status().message());
       c.has_condition = true;
       c.condition = std::move(*e);
     }
@@ -421,6 +695,8 @@ struct RuleSet::Impl {
       ++line_no;
       if (line.empty()) continue;
       std::string where = "action " + std::to_string(line_no) + ": ";
+      // Expression errors also name the kind whose names were searched.
+      std::string where_expr = "action " + std::to_string(line_no) + over;
       size_t sp = line.find(' ');
       std::string_view verb = line.substr(0, sp);
       std::string_view arg =
@@ -442,7 +718,7 @@ struct RuleSet::Impl {
                       " of kind " + Quote(rule.kind));
         }
         auto e = Expression::Parse(expr, schema);
-        if (!e.ok()) return fail(where + e.status().message());
+        if (!e.ok()) return fail(where_expr + e.status().message());
         a.kind = Action::kSet;
         a.target = name;
         a.value = std::move(*e);
@@ -488,7 +764,7 @@ struct RuleSet::Impl {
                         " (expected recipient, subject or body)");
           }
           auto e = Expression::Parse(expr, schema);
-          if (!e.ok()) return fail(where + e.status().message());
+          if (!e.ok()) return fail(where_expr + e.status().message());
           a.fields.emplace_back(std::move(name), std::move(*e));
         }
       } else {
@@ -510,10 +786,56 @@ struct RuleSet::Impl {
     return &it->second;
   }
 
-  void AddTrace(RuleTraceRow row) {
-    row.seq = ++trace_seq;
-    trace.push_back(std::move(row));
+  void AddTrace(TraceEntry entry) {
+    entry.seq = ++trace_seq;
+    trace.push_back(std::move(entry));
     if (trace.size() > kTraceLimit) trace.pop_front();
+  }
+
+  // Drops everything derived from the rules and workflows.
+  void Forget() {
+    agendas.clear();
+    compiled.clear();
+  }
+
+  // Returns the agenda of (kind, trigger, on), building it on first use.
+  StatusOr<std::shared_ptr<const Agenda>> AgendaOf(std::string_view kind,
+                                                   RuleTrigger trigger,
+                                                   std::string_view on) {
+    std::string key = std::string(kind);
+    key += '\0';
+    key += static_cast<char>('0' + static_cast<int>(trigger));
+    key += on;
+    auto it = agendas.find(key);
+    if (it != agendas.end()) return it->second;
+    auto a = std::make_shared<Agenda>();
+    for (const Rule& r : rules) {
+      if (r.enabled && r.kind == kind && r.trigger == trigger &&
+          (r.on.empty() || r.on == on)) {
+        a->rules.push_back(r);
+      }
+    }
+    std::stable_sort(a->rules.begin(), a->rules.end(),
+                     [](const Rule& x, const Rule& y) {
+                       return x.priority > y.priority;
+                     });
+    std::vector<std::string> texts;
+    for (const Rule& r : a->rules) {
+      auto c = CompiledOf(r);
+      if (!c.ok()) return c.status();
+      a->compiled.push_back(**c);
+      texts.push_back((*c)->has_condition ? r.condition : "");
+    }
+    if (!a->rules.empty()) {
+      const Workflow* wf = engine->FindWorkflow(kind);
+      auto set = ConditionSet::Compile(texts, SchemaOf(*wf));
+      // Each condition compiled alone above, so together they do too.
+      if (!set.ok()) return set.status();
+      a->conditions = std::move(*set);
+    }
+    std::shared_ptr<const Agenda> shared = std::move(a);
+    agendas.emplace(std::move(key), shared);
+    return shared;
   }
 
   std::string Path(std::string_view next) const {
@@ -647,18 +969,11 @@ struct RuleSet::Impl {
   // Runs the agenda of one trigger on transaction `id` of `kind`.
   Status Run(std::string_view id, std::string_view kind, RuleTrigger trigger,
              std::string_view on, Timestamp time) {
-    std::vector<const Rule*> agenda;
-    for (const Rule& r : rules) {
-      if (r.enabled && r.kind == kind && r.trigger == trigger &&
-          (r.on.empty() || r.on == on)) {
-        agenda.push_back(&r);
-      }
-    }
-    if (agenda.empty()) return Status::Ok();
-    std::stable_sort(agenda.begin(), agenda.end(),
-                     [](const Rule* a, const Rule* b) {
-                       return a->priority > b->priority;
-                     });
+    auto found = AgendaOf(kind, trigger, on);
+    if (!found.ok()) return found.status();
+    std::shared_ptr<const Agenda> held = std::move(*found);
+    const Agenda& agenda = *held;
+    if (agenda.rules.empty()) return Status::Ok();
     if (depth == 0) {
       firings = 0;
       path.clear();
@@ -666,7 +981,7 @@ struct RuleSet::Impl {
     if (depth >= limits.max_depth) {
       return Status(Code::kInvalidArgument,
                     "rule loop on transaction " + Quote(id) + ": " +
-                        Path(agenda.front()->name) + " (depth limit " +
+                        Path(agenda.rules.front().name) + " (depth limit " +
                         std::to_string(limits.max_depth) + ")");
     }
     ++depth;
@@ -676,35 +991,45 @@ struct RuleSet::Impl {
     } unwind{&depth};
     std::string trigger_text = RuleTriggerName(trigger);
     if (!on.empty()) trigger_text += " " + std::string(on);
+    auto shared_trigger =
+        std::make_shared<const std::string>(std::move(trigger_text));
     std::set<std::string, std::less<>> written;
-    // Read again only after a rule's actions may have changed it.
-    std::optional<StatusOr<Transaction>> txn;
-    for (const Rule* rule : agenda) {
-      auto c = CompiledOf(*rule);
-      if (!c.ok()) return c.status();
-      if (!txn) txn.emplace(engine->Get(id));
-      if (!txn->ok()) return txn->status();
-      RuleTraceRow row;
+    // Read again only after a rule's actions may have changed it; the
+    // operand memo is valid for one reading.
+    std::shared_ptr<const Transaction> txn;
+    std::vector<uint8_t> memo(agenda.conditions.operand_count());
+    EvalContext ctx;
+    for (size_t i = 0; i < agenda.rules.size(); ++i) {
+      const Rule* rule = &agenda.rules[i];
+      const Compiled* c = &agenda.compiled[i];
+      if (!txn) {
+        auto got = engine->Get(id);
+        if (!got.ok()) return got.status();
+        txn = std::make_shared<const Transaction>(std::move(*got));
+        std::fill(memo.begin(), memo.end(), 0);
+        ctx.attributes = &txn->attributes;
+        ctx.txn_id = txn->id;
+        ctx.txn_state = txn->state;
+        ctx.txn_kind = txn->kind;
+      }
+      TraceEntry row;
       row.time = time;
-      row.transaction_id = std::string(id);
+      row.txn = txn;
       row.rule = rule->name;
-      row.trigger = trigger_text;
+      row.trigger = shared_trigger;
       row.depth = depth - 1;
+      if (c->has_condition) row.condition = c->condition;
       bool matched = true;
-      if ((*c)->has_condition) {
-        EvalContext ctx;
-        ctx.attributes = &(*txn)->attributes;
-        ctx.txn_id = (*txn)->id;
-        ctx.txn_state = (*txn)->state;
-        ctx.txn_kind = (*txn)->kind;
-        Attributes reads;
-        auto r = (*c)->condition.EvaluateCondition(ctx, &reads);
-        row.reads = FormatReads(reads);
+      if (c->has_condition) {
+        auto r = agenda.conditions.EvaluateOne(i, ctx, memo.data());
         if (!r.ok()) {
+          // The whole condition again, for the error's own columns.
+          auto whole = c->condition.EvaluateCondition(ctx);
+          Status st = whole.ok() ? r.status() : whole.status();
           row.outcome = "error";
-          AddTrace(row);
-          return Status(r.status().code(), "rule " + Quote(rule->name) +
-                                               ": " + r.status().message());
+          AddTrace(std::move(row));
+          return Status(st.code(),
+                        "rule " + Quote(rule->name) + ": " + st.message());
         }
         matched = *r;
       }
@@ -714,7 +1039,7 @@ struct RuleSet::Impl {
         continue;
       }
       bool shadowed = false;
-      for (const Action& a : (*c)->actions) {
+      for (const Action& a : c->actions) {
         if (a.kind == Action::kSet && written.count(a.target) > 0) {
           shadowed = true;
         }
@@ -724,7 +1049,7 @@ struct RuleSet::Impl {
         AddTrace(std::move(row));
         continue;
       }
-      for (const Action& a : (*c)->actions) {
+      for (const Action& a : c->actions) {
         if (a.kind == Action::kSet) written.insert(a.target);
       }
       if (++firings > limits.max_firings) {
@@ -736,9 +1061,11 @@ struct RuleSet::Impl {
       }
       row.outcome = "fired";
       AddTrace(std::move(row));
+      // A rule without actions changes nothing: the reading stays valid.
+      if (c->actions.empty()) continue;
       path.push_back(rule->name);
       txn.reset();
-      Status st = RunActions(*rule, **c, id, time);
+      Status st = RunActions(*rule, *c, id, time);
       path.pop_back();
       CRMFLOW_RETURN_IF_ERROR(st);
     }
@@ -771,7 +1098,7 @@ Status RuleSet::Add(Rule rule) {
     rule.position = impl_->rules.empty() ? 1 : impl_->rules.back().position + 1;
   }
   CRMFLOW_RETURN_IF_ERROR(impl_->Save(rule));
-  impl_->compiled.erase(rule.name);
+  impl_->Forget();
   impl_->compiled.emplace(rule.name, std::move(*c));
   if (it != impl_->rules.end()) {
     *it = std::move(rule);
@@ -789,6 +1116,7 @@ Status RuleSet::SetEnabled(std::string_view name, bool enabled) {
     copy.enabled = enabled;
     CRMFLOW_RETURN_IF_ERROR(impl_->Save(copy));
     r.enabled = enabled;
+    impl_->agendas.clear();
     if (impl_->changed) impl_->changed();
     return Status::Ok();
   }
@@ -802,7 +1130,7 @@ Status RuleSet::Remove(std::string_view name) {
     return Status(Code::kNotFound, "rule " + Quote(name) + " not found");
   }
   CRMFLOW_RETURN_IF_ERROR(impl_->Delete(name));
-  impl_->compiled.erase(std::string(name));
+  impl_->Forget();
   impl_->rules.erase(it);
   if (impl_->changed) impl_->changed();
   return Status::Ok();
@@ -816,7 +1144,7 @@ Status RuleSet::Reload() {
   return st;
 }
 
-void RuleSet::Invalidate() { impl_->compiled.clear(); }
+void RuleSet::Invalidate() { impl_->Forget(); }
 
 std::vector<std::string> RuleSet::Validate() {
   std::vector<std::string> out;
@@ -879,10 +1207,28 @@ Status RuleSet::AfterSetAttributes(const Transaction& before,
 std::vector<RuleTraceRow> RuleSet::Trace(
     std::string_view transaction_id) const {
   std::vector<RuleTraceRow> out;
-  for (const RuleTraceRow& r : impl_->trace) {
-    if (transaction_id.empty() || r.transaction_id == transaction_id) {
-      out.push_back(r);
+  for (const TraceEntry& e : impl_->trace) {
+    if (!transaction_id.empty() && e.txn->id != transaction_id) continue;
+    RuleTraceRow r;
+    r.seq = e.seq;
+    r.time = e.time;
+    r.transaction_id = e.txn->id;
+    r.rule = e.rule;
+    r.trigger = *e.trigger;
+    r.outcome = e.outcome;
+    r.depth = e.depth;
+    if (!e.condition.text().empty()) {
+      EvalContext ctx;
+      ctx.attributes = &e.txn->attributes;
+      ctx.txn_id = e.txn->id;
+      ctx.txn_state = e.txn->state;
+      ctx.txn_kind = e.txn->kind;
+      Attributes reads;
+      // The outcome is already known; only the values read are wanted.
+      (void)e.condition.EvaluateCondition(ctx, &reads);
+      r.reads = FormatReads(reads);
     }
+    out.push_back(std::move(r));
   }
   return out;
 }

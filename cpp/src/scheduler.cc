@@ -70,6 +70,11 @@ constexpr char kNextDue[] =
     "SELECT id, transaction_id, policy, step, due_at FROM timers "
     "WHERE state = 'pending' AND due_at <= ?1 AND (due_at, id) > (?2, ?3) "
     "ORDER BY due_at, id LIMIT 1";
+// The same timer re-read under the write lock (another process may have
+// processed it since NextDue read it).
+constexpr char kStillDue[] =
+    "SELECT due_at FROM timers WHERE id = ?1 AND state = 'pending' "
+    "AND due_at <= ?2";
 constexpr char kSetTimerState[] =
     "UPDATE timers SET state = ?2, fired_at = ?3 WHERE id = ?1";
 constexpr char kMoveTimer[] = "UPDATE timers SET due_at = ?2 WHERE id = ?1";
@@ -622,6 +627,31 @@ struct Scheduler::Impl {
     sqlite3_reset(s);
     return std::optional<DueTimer>(std::move(t));
   }
+
+  // Inside the unit of work: returns whether timer `t` is still pending
+  // and due at `now`, refreshing its due time.  NextDue reads before the
+  // write lock is taken, so a scheduler in another process may have fired,
+  // moved or cancelled the timer in between; only this re-read, under the
+  // lock, makes a step fire once across processes.
+  StatusOr<bool> StillDue(DueTimer* t, Timestamp now) {
+    sqlite3_stmt* s = Prepare(kStillDue);
+    if (s == nullptr) return StoreError("read timer");
+    sqlite3_bind_int64(s, 1, t->id);
+    BindText(s, 2, now.ToIso());
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+      sqlite3_reset(s);
+      return false;
+    }
+    if (rc != SQLITE_ROW) {
+      Status st = StoreError("read timer");
+      sqlite3_reset(s);
+      return st;
+    }
+    t->due_at = ColumnTime(s, 0);
+    sqlite3_reset(s);
+    return true;
+  }
 };
 
 Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -792,15 +822,21 @@ StatusOr<TickSummary> Scheduler::Tick(Timestamp now) {
       after_id = 0;
       continue;
     }
-    const Impl::DueTimer& t = **next;
+    Impl::DueTimer& t = **next;
     after_due = t.due_at.ToIso();
     after_id = t.id;
     if (m.by_name.count(t.policy) == 0) continue;
-    ++processed;
 
     // Each timer in its own unit of work: its action and its mark commit
     // together or not at all.
     CRMFLOW_RETURN_IF_ERROR(m.Begin());
+    auto due = m.StillDue(&t, now);
+    if (!due.ok() || !*due) {
+      m.Rollback();
+      if (!due.ok()) return due.status();
+      continue;
+    }
+    ++processed;
     auto outcome = m.Process(t, now);
     if (outcome.ok()) {
       Status c = m.Commit();

@@ -269,8 +269,14 @@ const char* StmtSql(Stmt s) {
              "events_applied, deviations, rejected, skipped) VALUES (?1, ?2, "
              "?3, ?4, ?5, ?6, ?7, ?8)";
     case kSaveWorkflow:
-      return "INSERT OR REPLACE INTO workflows(name, version, definition, "
-             "registered_at) VALUES (?1, ?2, ?3, ?4)";
+      // Registering a stored version again (every open does) keeps its
+      // row, registration time included; only a new definition replaces
+      // it.
+      return "INSERT INTO workflows(name, version, definition, "
+             "registered_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name, "
+             "version) DO UPDATE SET definition = excluded.definition, "
+             "registered_at = excluded.registered_at WHERE definition IS "
+             "NOT excluded.definition";
     case kLoadWorkflows:
       return "SELECT name, version, definition FROM workflows "
              "ORDER BY name, version";
@@ -397,6 +403,12 @@ class SqliteStore final : public internal::StoreImpl {
         }
       }
     } else {
+      // SQLite rolls a whole transaction back on its own after some I/O
+      // errors (a full disk while spilling the cache).  A savepoint then
+      // would open a transaction of its own, committed by its RELEASE:
+      // the caller's later writes would land one by one, outside the
+      // batch it thinks it is in.
+      if (sqlite3_get_autocommit(db_)) return Aborted("savepoint");
       CRMFLOW_RETURN_IF_ERROR(Run(kSavepoint, "savepoint"));
     }
     ++depth_;
@@ -409,9 +421,17 @@ class SqliteStore final : public internal::StoreImpl {
                     "sqlite \"" + path_ + "\": commit without begin");
     }
     if (depth_ > 1) {
+      if (sqlite3_get_autocommit(db_)) {
+        --depth_;
+        return Aborted("release savepoint");
+      }
       CRMFLOW_RETURN_IF_ERROR(Run(kRelease, "release savepoint"));
       --depth_;
       return Status::Ok();
+    }
+    if (sqlite3_get_autocommit(db_)) {
+      depth_ = 0;
+      return Aborted("commit");
     }
     Status st = Run(kCommit, "commit");
     if (!st.ok()) {
@@ -818,6 +838,15 @@ class SqliteStore final : public internal::StoreImpl {
                                          ": " + sqlite3_errmsg(db_) + ")");
   }
 
+  // The error for `what` inside a transaction SQLite has already rolled
+  // back after an earlier failure.
+  Status Aborted(const char* what) const {
+    return Status(Code::kStoreError,
+                  "sqlite \"" + path_ + "\": " + what +
+                      " failed (the transaction was rolled back after an "
+                      "earlier error; roll back and retry)");
+  }
+
   Status Get(Stmt which, sqlite3_stmt** out) {
     sqlite3_stmt*& s = stmts_[which];
     if (s == nullptr) {
@@ -1076,7 +1105,7 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
   int rc = sqlite3_open_v2(
       path.c_str(), &db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-      nullptr);
+      options.vfs.empty() ? nullptr : options.vfs.c_str());
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close_v2(db);

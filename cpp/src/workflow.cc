@@ -21,6 +21,9 @@
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/reverse_graph.hpp>
 
+#include "crmflow/guard_overlap.h"
+#include "crmflow/rules.h"
+
 namespace crmflow {
 namespace {
 
@@ -62,7 +65,10 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out.empty() ? "none" : out;
 }
 
-// Escapes a name for a DOT double-quoted string.
+// Escapes a name for a DOT double-quoted string.  Graphviz reads "&name;"
+// in a label as an entity, so '&' is written as "&amp;" for names to show
+// literally in SVG; control characters, which XML cannot hold, become
+// U+FFFD.
 std::string DotEscape(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -73,6 +79,10 @@ std::string DotEscape(std::string_view s) {
       out += "\\n";
     } else if (c == '\r') {
       // Dropped: DOT has no use for it.
+    } else if (c == '&') {
+      out += "&amp;";
+    } else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
+      out += "\xEF\xBF\xBD";
     } else {
       out.push_back(c);
     }
@@ -263,13 +273,156 @@ void Workflow::Reindex() const {
   std::atomic_ref<bool>(dirty_).store(false, std::memory_order_release);
 }
 
+Problem::Severity ProblemSeverity(Problem::Kind kind) {
+  switch (kind) {
+    case Problem::Kind::kAmbiguousTransition:
+    case Problem::Kind::kOverlappingGuards:
+      return Problem::Severity::kWarning;
+    case Problem::Kind::kTerminalHasExit:
+    case Problem::Kind::kUnprovenExclusive:
+      return Problem::Severity::kInfo;
+    default:
+      return Problem::Severity::kError;
+  }
+}
+
+const char* ProblemKindName(Problem::Kind kind) {
+  switch (kind) {
+    case Problem::Kind::kNoInitialState: return "no_initial_state";
+    case Problem::Kind::kSeveralInitialStates: return "several_initial_states";
+    case Problem::Kind::kNoTerminalState: return "no_terminal_state";
+    case Problem::Kind::kUnreachableState: return "unreachable_state";
+    case Problem::Kind::kDeadEnd: return "dead_end";
+    case Problem::Kind::kAmbiguousTransition: return "ambiguous_transition";
+    case Problem::Kind::kUnknownName: return "unknown_name";
+    case Problem::Kind::kTerminalHasExit: return "terminal_has_exit";
+    case Problem::Kind::kOverlappingGuards: return "overlapping_guards";
+    case Problem::Kind::kUnprovenExclusive: return "unproven_exclusive";
+    case Problem::Kind::kInvalidGuard: return "invalid_guard";
+  }
+  return "unknown";
+}
+
+const char* ProblemSeverityName(Problem::Severity severity) {
+  switch (severity) {
+    case Problem::Severity::kError: return "error";
+    case Problem::Severity::kWarning: return "warning";
+    case Problem::Severity::kInfo: return "info";
+  }
+  return "error";
+}
+
+namespace {
+
+// Renders the guards of a transition for a message: `(expr: a < 1, vip)`.
+std::string GuardList(const std::vector<std::string>& guards) {
+  std::string out;
+  for (const std::string& g : guards) out += (out.empty() ? "" : ", ") + g;
+  return "(" + out + ")";
+}
+
+}  // namespace
+
+template <typename Add>
+void Workflow::CheckGuards(const Add& add) const {
+  // Each transition's guards as one condition: the conjunction of its
+  // guards, with anything but an "expr:" guard opaque.
+  std::vector<std::vector<ConditionTerm>> dnf(transitions_.size());
+  std::vector<bool> done(transitions_.size(), false);
+  auto condition = [&](const Transition& t) -> std::vector<ConditionTerm>& {
+    std::vector<ConditionTerm>& form = dnf[t.index];
+    if (done[t.index]) return form;
+    done[t.index] = true;
+    form = {{}};
+    for (const std::string& g : t.guards) {
+      std::vector<ConditionTerm> part;
+      if (IsExpressionGuard(g)) {
+        // A broken guard is reported below and its pairs skipped.
+        auto e = ParseExpressionGuard(g, *this);
+        if (e.ok()) part = e->ToDnf();
+      } else {
+        ConditionAtom a;
+        a.opaque = true;
+        a.source = "guard " + Quote(g);
+        part = {{std::move(a)}};
+      }
+      std::vector<ConditionTerm> next;
+      for (const ConditionTerm& x : form) {
+        for (const ConditionTerm& y : part) {
+          ConditionTerm both = x;
+          both.insert(both.end(), y.begin(), y.end());
+          next.push_back(std::move(both));
+        }
+      }
+      form = std::move(next);
+    }
+    return form;
+  };
+
+  // Broken expression guards, once per transition and guard.
+  std::vector<bool> broken(transitions_.size(), false);
+  for (const Transition& t : transitions_) {
+    for (const std::string& g : t.guards) {
+      if (!IsExpressionGuard(g)) continue;
+      auto e = ParseExpressionGuard(g, *this);
+      if (!e.ok()) {
+        broken[t.index] = true;
+        add(Problem::Kind::kInvalidGuard, StateName(t.source),
+            event_names_[t.event], e.status().message());
+      }
+    }
+  }
+
+  for (const auto& cands : graph_->candidates) {
+    for (size_t j = 1; j < cands.size(); ++j) {
+      const Transition* later = cands[j];
+      if (later->guards.empty() || broken[later->index]) continue;
+      for (size_t i = 0; i < j; ++i) {
+        const Transition* first = cands[i];
+        // An unguarded earlier candidate is kAmbiguousTransition already.
+        if (first->guards.empty()) break;
+        if (broken[first->index]) continue;
+        std::string where = "state " + Quote(state_names_[first->source]) +
+                            ": event " + Quote(event_names_[first->event]) +
+                            ": ";
+        std::string pair = "transition #" + std::to_string(first->index + 1) +
+                           " to " + Quote(state_names_[first->target]) +
+                           " " + GuardList(first->guards) +
+                           " and transition #" +
+                           std::to_string(later->index + 1) + " to " +
+                           Quote(state_names_[later->target]) + " " +
+                           GuardList(later->guards);
+        OverlapResult r;
+        if (first->guards == later->guards) {
+          // The same guards decide the same way: the later never fires.
+          r.kind = OverlapResult::Kind::kOverlap;
+          r.witness = "whenever they pass";
+        } else {
+          r = AnalyseOverlap(condition(*first), condition(*later));
+        }
+        if (r.kind == OverlapResult::Kind::kOverlap) {
+          add(Problem::Kind::kOverlappingGuards,
+              state_names_[first->source], event_names_[first->event],
+              where + "guards of " + pair + " can both hold, e.g. " +
+                  r.witness + " (the first declared wins)");
+        } else if (r.kind == OverlapResult::Kind::kUnknown) {
+          add(Problem::Kind::kUnprovenExclusive,
+              state_names_[first->source], event_names_[first->event],
+              where + "cannot prove " + pair + " exclusive (cannot analyse " +
+                  r.unknown + ")");
+        }
+      }
+    }
+  }
+}
+
 std::vector<Problem> Workflow::Validate() const {
   Reindex();
   std::vector<Problem> out;
   auto add = [&](Problem::Kind kind, std::string state, std::string event,
                  std::string message) {
-    out.push_back(
-        Problem{kind, std::move(state), std::move(event), std::move(message)});
+    out.push_back(Problem{kind, std::move(state), std::move(event),
+                          std::move(message), ProblemSeverity(kind)});
   };
   const std::string where = "workflow " + Quote(name_);
   int n = static_cast<int>(state_names_.size());
@@ -360,6 +513,7 @@ std::vector<Problem> Workflow::Validate() const {
       }
     }
   }
+  CheckGuards(add);
   for (int t : terminals) {
     if (boost::out_degree(t, graph_->graph) > 0) {
       add(Problem::Kind::kTerminalHasExit, state_names_[t], "",
@@ -373,9 +527,9 @@ std::vector<Problem> Workflow::Validate() const {
 Status Workflow::CheckValid() const {
   std::string msg;
   for (const Problem& p : Validate()) {
-    // Informational findings do not make a workflow invalid: reopening a
-    // closed ticket is a legitimate design.
-    if (p.kind == Problem::Kind::kTerminalHasExit) continue;
+    // Notes do not make a workflow invalid: reopening a closed ticket is a
+    // legitimate design, and a Python guard cannot be analysed.
+    if (p.severity == Problem::Severity::kInfo) continue;
     if (!msg.empty()) msg += "; ";
     msg += p.message;
   }

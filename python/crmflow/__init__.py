@@ -176,3 +176,14 @@ __all__ += [
 from crmflow import rules  # noqa: E402
 
 __all__ += ["rules"]
+
+# Approval matrices, decisions and delegation.
+from crmflow import approvals  # noqa: E402
+from crmflow.approvals import (  # noqa: E402
+    ApprovalMatrix,
+    Approvals,
+    Band,
+    Step,
+)
+
+__all__ += ["approvals", "ApprovalMatrix", "Approvals", "Band", "Step"]

@@ -24,9 +24,10 @@ Example::
     crmflow.analytics.diff(designed_workflow, draft, basis="events")
 
 What-if: :func:`what_if` replays one log against a baseline and a changed
-:class:`Scenario` (a workflow plus Python guards) and compares the outcome
-case by case and in total.  Business rules (issue 3) and SLA policies
-(issue 4) will plug in as further fields of :class:`Scenario`.
+:class:`Scenario` (a workflow plus Python guards, business rules, SLA
+policies and team routing) and compares the outcome case by case and in
+total (rules and SLA policies run in a fresh engine per scenario, see
+:mod:`crmflow.whatif`).
 
 Limitations: timestamps are kept to the microsecond; attribute values are
 text (convert with pandas after :meth:`EventLog.to_dataframe`); progress
@@ -157,6 +158,10 @@ def _check_columns(df: pd.DataFrame, names: Iterable[str]) -> None:
     """
     have = [str(c) for c in df.columns]
     for name in names:
+        if not isinstance(name, str):
+            message = f"a column name must be a string (got " \
+                f"{type(name).__name__})"
+            raise InvalidArgumentError(message)
         if name not in df.columns:
             listed = ", ".join(have[:12]) + (", ..." if len(have) > 12 else "")
             message = f'unknown column "{name}" (expected one of {listed})'
@@ -167,7 +172,16 @@ def _factorize(series: pd.Series) -> Tuple[np.ndarray, List[str]]:
     """
     Returns codes (-1 for missing) and the distinct values as text.
     """
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    except TypeError:
+        message = f'column "{series.name}": cells must be text, numbers ' \
+            "or times (got an unhashable value such as a list)"
+        raise InvalidArgumentError(message) from None
+    if any(isinstance(u, (bytes, bytearray)) for u in uniques):
+        message = f'column "{series.name}": bytes cells (decode them to ' \
+            "str first)"
+        raise InvalidArgumentError(message)
     names = np.asarray(uniques, dtype=object).astype(str).tolist()
     return codes.astype(np.int64), names
 
@@ -234,7 +248,8 @@ def _period_start(micros: np.ndarray, period: str) -> np.ndarray:
 
 
 def _check_period(period: str) -> str:
-    if period not in _PERIODS:
+    if not isinstance(period, str) or period not in _PERIODS:
+        period = period if isinstance(period, str) else type(period).__name__
         message = f'period "{period}" unknown (expected day, week or month)'
         raise InvalidArgumentError(message)
     return period
@@ -378,6 +393,9 @@ class EventLog:
         self._columns: Optional[Dict[str, Any]] = None
         self._frame: Optional[pd.DataFrame] = None
         self._instances: Optional[Dict[str, Any]] = None
+        # dfg() and time_in_state() come from one pass of the core over
+        # the gaps between events (both are kept: a few hundred rows).
+        self._follows: Optional[Dict[str, Any]] = None
 
     @property
     def rejects(self) -> pd.DataFrame:
@@ -449,7 +467,9 @@ class EventLog:
                 format or zone is unknown, or an option is malformed.
             ParseError: A bad row under ``on_error="raise"``.
         """
-        path = os.fspath(path)
+        from crmflow.engine import _path_arg
+
+        path = _path_arg(path)
         if on_error not in _ON_ERROR:
             message = f'on_error "{on_error}" unknown (expected raise or ' \
                 "collect)"
@@ -497,7 +517,9 @@ class EventLog:
             ParseError: Malformed XML or a missing required attribute
                 (``file:line:column: ...``).
         """
-        path = os.fspath(path)
+        from crmflow.engine import _path_arg
+
+        path = _path_arg(path)
         core = _with_progress(
             lambda: _core.EventLog.read_xes(path), path, progress
         )
@@ -737,6 +759,12 @@ class EventLog:
 
     # Measures.
 
+    def _follows_result(self) -> Dict[str, Any]:
+        # The log is immutable, so the figures are computed once.
+        if self._follows is None:
+            self._follows = self._core.follows()
+        return self._follows
+
     def dfg(self) -> pd.DataFrame:
         """
         Returns the directly-follows graph: from, to, count and the time
@@ -745,14 +773,13 @@ class EventLog:
         count descending.  Lifecycle is ignored (see
         :meth:`instance_dfg`).
         """
-        d = self._core.dfg()
-        return _dfg_frame(d)
+        return _dfg_frame(self._follows_result()["dfg"])
 
     def start_activities(self) -> pd.DataFrame:
         """
         Returns activity and count (cases starting with it), by count.
         """
-        d = self._core.dfg()["start"]
+        d = self._follows_result()["dfg"]["start"]
         return pd.DataFrame(
             {"activity": _strings(d["name"]), "count": _ints(d["count"])}
         )
@@ -761,7 +788,7 @@ class EventLog:
         """
         Returns activity and count (cases ending with it), by count.
         """
-        d = self._core.dfg()["end"]
+        d = self._follows_result()["dfg"]["end"]
         return pd.DataFrame(
             {"activity": _strings(d["name"]), "count": _ints(d["count"])}
         )
@@ -778,11 +805,15 @@ class EventLog:
         share = counts / total if total else counts.astype(np.float64)
         return pd.DataFrame(
             {
-                "variant": pd.Series(d["variant"], dtype=object),
+                # Object arrays from the core, taken without a copy of
+                # their 68k (at 1 M events) tuples and names.
+                "variant": pd.Series(d["variant"], dtype=object,
+                                     copy=False),
                 "length": _ints(d["length"]),
                 "count": counts,
                 "share": share,
-                "example_case": _strings(d["example_case"]),
+                "example_case": pd.Series(d["example_case"], dtype=object,
+                                          copy=False),
             }
         )
 
@@ -793,7 +824,7 @@ class EventLog:
         (events with a next one), duration_mean, duration_median,
         duration_p90, duration_min, duration_max (seconds).
         """
-        d = self._core.time_in_activity()
+        d = self._follows_result()["time_in_activity"]
         return pd.DataFrame(
             {
                 "activity": _strings(d["activity"]),
@@ -885,7 +916,14 @@ class EventLog:
         """
         if isinstance(milestones, str):
             milestones = [milestones]
-        d = self._core.funnel(list(milestones))
+        from crmflow.engine import _not_utf8
+
+        names = list(milestones) if hasattr(milestones, "__iter__") else None
+        if names is None or not all(
+                isinstance(m, str) and not _not_utf8(m) for m in names):
+            message = "milestones must be a list of activity names"
+            raise InvalidArgumentError(message)
+        d = self._core.funnel(names)
         df = pd.DataFrame(
             {
                 "milestone": _strings(d["milestone"]),
@@ -1060,7 +1098,13 @@ class EventLog:
         Raises:
             InvalidArgumentError: Unknown columns or ``per``.
         """
-        by = [by] if isinstance(by, str) else list(by)
+        if isinstance(by, str):
+            by = [by]
+        elif isinstance(by, (list, tuple)):
+            by = list(by)
+        else:
+            message = "by must be a column name or a list of them"
+            raise InvalidArgumentError(message)
         negate = breached.startswith("!")
         flag = breached[1:] if negate else breached
         if per not in ("case", "event"):
@@ -1176,10 +1220,16 @@ class EventLog:
                 ``start_state`` is an activity.
         """
         def pick(v: Optional[int]) -> int:
-            return int(min_count if v is None else v)
+            v = min_count if v is None else v
+            if not isinstance(v, (int, np.integer)) or isinstance(
+                    v, bool) or not 0 <= v < 2**63:
+                message = "min_count and the other minimum counts must be " \
+                    "ints of 0 or more"
+                raise InvalidArgumentError(message)
+            return int(v)
 
         core = self._core.discover(
-            name, 1, pick(min_activity_count), int(min_count),
+            name, 1, pick(min_activity_count), pick(min_count),
             pick(min_start_count), pick(min_end_count), start_state,
         )
         return Workflow._from_core(core)
@@ -1328,7 +1378,10 @@ def _replay(
     """
     if not isinstance(workflow, Workflow):
         raise InvalidArgumentError("workflow must be a crmflow.Workflow")
-    if activity_kind not in ("event", "state"):
+    if not isinstance(activity_kind, str) or activity_kind not in (
+            "event", "state"):
+        if not isinstance(activity_kind, str):
+            activity_kind = type(activity_kind).__name__
         message = f'activity_kind "{activity_kind}" unknown (expected ' \
             "event or state)"
         raise InvalidArgumentError(message)
@@ -1641,8 +1694,24 @@ class Scenario:
             :class:`ReplayContext`), e.g. ``{"small_order": lambda c:
             float(c.case_attributes["amount"]) < 100}``.
         name: A label for reports.
-        rules: Reserved for business rules (issue 3); must be None now.
-        sla: Reserved for SLA policies (issue 4); must be None now.
+        rules: Business rules: a dict of :meth:`crmflow.Engine.add_rule`
+            keyword arguments or a list of them (``kind`` defaults to the
+            workflow's), e.g. ``{"name": "big_needs_manager", "trigger":
+            "created", "when": "amount > 1000", "actions": ["set
+            approval = 'manager'"]}``.
+        sla: SLA policies: :class:`~crmflow.SlaPolicy` objects, policy
+            dicts as in :meth:`crmflow.ServiceDesk.from_config` (with
+            ``target_seconds`` or a ``target`` timedelta; ``kind``
+            defaults to the workflow's) or a whole desk config dict.
+        routing: Team routing: ``{"teams": [Team or dict], "rules":
+            [Router.add_rule keyword dicts]}``; cases are routed when
+            created.
+
+    Example::
+
+        Scenario(wf, name="P3 in 4 h", sla=[{"name": "resolution",
+                 "target_seconds": 4 * 3600, "when": {"priority":
+                 "3 - Moderate"}, "met": ["resolved", "closed"]}])
     """
 
     workflow: Workflow
@@ -1652,6 +1721,7 @@ class Scenario:
     name: str = ""
     rules: Any = None
     sla: Any = None
+    routing: Any = None
 
 
 def _scenario(value: Union[Scenario, Workflow], default: str) -> Scenario:
@@ -1661,11 +1731,12 @@ def _scenario(value: Union[Scenario, Workflow], default: str) -> Scenario:
         raise InvalidArgumentError(
             "what_if: expected a Scenario or a Workflow"
         )
-    if value.rules is not None or value.sla is not None:
-        raise NotImplementedError(
-            "what_if: rules and SLA policies in scenarios are not "
-            "supported yet (they arrive with the rules and SLA engines)"
+    if not isinstance(value.workflow, Workflow):
+        raise InvalidArgumentError(
+            "what_if: Scenario.workflow must be a crmflow.Workflow"
         )
+    if not value.name:
+        value = dataclasses.replace(value, name=default)
     return value
 
 
@@ -1685,14 +1756,38 @@ class WhatIfResult:
         load: Steps (states entered by a move) per team and state:
             team, state, before, after, change.
         before, after: The two :class:`ConformanceResult`.
+
+    When a scenario has rules, SLA policies or routing, both scenarios are
+    also replayed through an engine (:mod:`crmflow.whatif`) and ``cases``
+    gains, for ``before`` and ``after``: state (the engine's state at the
+    case's end), rules_fired, rules (names, comma-separated),
+    ``attr_NAME`` (final value of each attribute a rule, escalation or
+    routing writes), notifications (outbox rows), breaches, breached
+    (policies), thresholds, thresholds_reached (``policy@share``), team,
+    refused_events (log events the engine could not apply) and
+    ``events_NAME`` per ``count_events``; ``totals`` gains rules_fired,
+    rule_fired_NAME, notifications, breaches, breaches_POLICY,
+    cases_breached, thresholds, refused_events and events_NAME; and
+    these tables are set (else they are None):
+
+    Attributes:
+        rule_firings: rule, before, after, change.
+        breaches: policy, priority (the case's at its end), before, after,
+            change.
+        team_load: team (at the case's end), before, after, change: cases.
+        sla_events: Every SLA event counted: scenario (before/after),
+            case_id, policy, kind (breach, threshold), share, time.
     """
 
     def __init__(self, before: ConformanceResult, after: ConformanceResult,
                  count_states: Sequence[str], team: Optional[str],
-                 log: EventLog):
+                 log: EventLog, engine: Optional[Dict[str, Any]] = None):
         self.before, self.after = before, after
+        self.rule_firings = self.breaches = None
+        self.team_load = self.sla_events = None
         frames = []
-        for label, r in (("before", before), ("after", after)):
+        for k, (label, r) in enumerate((("before", before),
+                                        ("after", after))):
             f = pd.DataFrame({"case_id": r.cases["case_id"]})
             f["final_state"] = r.cases["final_state"]
             f["fit"] = r.cases["fit"]
@@ -1710,7 +1805,10 @@ class WhatIfResult:
             for m in r.milestones:
                 dt = (r.cases[f"reached_{m}"] - start).dt.total_seconds()
                 f[f"seconds_to_{m}"] = pd.array(dt, dtype="Float64")
-            frames.append(f.set_index("case_id").add_suffix(f"_{label}"))
+            f = f.set_index("case_id")
+            if engine is not None:
+                f = f.join(engine["cases"][k])
+            frames.append(f.add_suffix(f"_{label}"))
         cases = pd.concat(frames, axis=1)
         names = [c[: -len("_before")] for c in frames[0].columns]
         changed = np.zeros(len(cases), dtype=bool)
@@ -1737,6 +1835,19 @@ class WhatIfResult:
             rows.append((f"cases_reaching_{m}", int(b_.notna().sum()),
                          int(a_.notna().sum())))
             rows.append((f"mean_seconds_to_{m}", _mean(b_), _mean(a_)))
+        if engine is not None:
+            from crmflow import whatif as _whatif
+
+            rows.extend(_whatif.totals_rows(
+                c, engine["outcomes"], engine["rules"], engine["policies"],
+                engine["count_events"]))
+            self.rule_firings = _whatif.rule_firings(engine["outcomes"],
+                                                     engine["rules"])
+            self.breaches = _whatif.breach_table(
+                engine["outcomes"], c, engine["priority"])
+            self.team_load = _whatif.team_load(c)
+            self.sla_events = _whatif.sla_events(engine["outcomes"],
+                                                 engine["input"])
         rows.append(("cases_changed", 0, int(c["changed"].sum())))
         self.totals = pd.DataFrame(
             {
@@ -1778,8 +1889,12 @@ class WhatIfResult:
         """
         Returns totals, load and per-case rows (for :func:`to_json`).
         """
-        return {"totals": self.totals, "load": self.load,
-                "cases": self.cases}
+        out = {"totals": self.totals, "load": self.load,
+               "cases": self.cases}
+        for name in ("rule_firings", "breaches", "team_load", "sla_events"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -1812,6 +1927,8 @@ def what_if(
     count_states: Sequence[str] = (),
     team: Optional[str] = None,
     resync: bool = True,
+    attribute_map: Optional[Mapping[str, str]] = None,
+    count_events: Sequence[str] = (),
 ) -> WhatIfResult:
     """
     Replays ``log`` under a baseline and a changed scenario and reports
@@ -1832,17 +1949,35 @@ def what_if(
             the case's first event).
         count_states: States whose visits are counted per case.
         team: Attribute naming the team of an event for the load table;
-            None uses the resource.
+            None uses the resource.  In the engine replay the team of a
+            case is the final value of this attribute when the workflow
+            declares it, else of ``team``.
         resync: As in :meth:`EventLog.conformance`.
+        attribute_map: Engine replay: log attribute -> workflow attribute
+            for the transactions' attributes (default: same names).
+        count_events: Engine replay: events whose firings are counted per
+            case (also those fired by rules and escalations), e.g. an
+            approval step a rule adds.
 
     Returns:
         A :class:`WhatIfResult`.
 
     Raises:
-        InvalidArgumentError: Bad arguments.
+        InvalidArgumentError: Bad arguments, or a scenario whose rules or
+            SLA policies name an unknown kind, state, event or attribute
+            (the message names the scenario and the item).
         NotFoundError: A milestone is not a state of both workflows.
-        NotImplementedError: A scenario sets ``rules`` or ``sla`` (planned:
-            business rules and SLA policies will plug in there).
+
+    Example (what if the P3 resolution SLA were 4 h instead of 8 h)::
+
+        def desk(hours):
+            return Scenario(wf, name=f"{hours} h", sla=[{
+                "name": "resolution", "target_seconds": hours * 3600,
+                "when": {"priority": "3 - Moderate"},
+                "met": ["resolved", "closed"]}])
+        r = what_if(log, desk(8), desk(4), activity_kind="state",
+                    activity_map=states)
+        r.breaches            # policy, priority, before, after, change
 
     .. versionadded:: 0.1.0
     """
@@ -1850,6 +1985,13 @@ def what_if(
     b = _scenario(changed, "changed")
     if isinstance(count_states, str):
         count_states = [count_states]
+    if isinstance(count_events, str):
+        count_events = [count_events]
+    if attribute_map is not None and not isinstance(attribute_map, Mapping):
+        raise InvalidArgumentError("what_if: attribute_map must be a dict")
+    from crmflow import whatif as _whatif
+
+    configs = [_whatif.config(s) for s in (a, b)]
     results = []
     for s in (a, b):
         r = _replay(
@@ -1857,8 +1999,69 @@ def what_if(
             True, resync, s.guards or None,
         )
         results.append(r)
+    engine = None
+    if any(cfg.active for cfg in configs) or count_events:
+        engine = _engine_replay(log, configs, activity_map, activity_kind,
+                                dict(attribute_map or {}), team,
+                                list(count_events))
     return WhatIfResult(results[0], results[1], list(count_states), team,
-                        log)
+                        log, engine)
+
+
+def _engine_replay(log: EventLog, configs: Sequence[Any],
+                   activity_map: Optional[Mapping[str, str]],
+                   activity_kind: str, attribute_map: Dict[str, str],
+                   team: Optional[str],
+                   count_events: List[str]) -> Dict[str, Any]:
+    """
+    Replays ``log`` through an engine per scenario (see
+    :mod:`crmflow.whatif`) and returns what :class:`WhatIfResult` shows.
+    """
+    from crmflow import whatif as _whatif
+
+    declared = [
+        {x[0] for x in cfg.workflow._core.attributes()} for cfg in configs
+    ]
+    both = declared[0] & declared[1]
+    for k, v in attribute_map.items():
+        if not any(v in d for d in declared):
+            raise InvalidArgumentError(
+                f"what_if: attribute_map maps {k!r} to {v!r}, which no "
+                "scenario's workflow declares"
+            )
+    for cfg in configs:
+        events = set(cfg.workflow.events())
+        for ev in count_events:
+            if ev not in events:
+                raise InvalidArgumentError(
+                    f"what_if: count_events: scenario {cfg.name!r} has no "
+                    f"event {ev!r}"
+                )
+    team_attr = team if team in both else ("team" if "team" in both
+                                           else None)
+    priority = "priority" if "priority" in both else None
+    attrs: List[str] = []
+    for cfg in configs:
+        for x in _whatif.set_attributes(cfg):
+            if x not in attrs:
+                attrs.append(x)
+    inp = _whatif.prepare(log, activity_map)
+    outcomes = [
+        _whatif.replay(cfg, inp, activity_kind, attribute_map)
+        for cfg in configs
+    ]
+    cases = [
+        _whatif.case_frame(o, inp, attrs, team_attr, count_events)
+        for o in outcomes
+    ]
+    rules: List[str] = []
+    policies: List[str] = []
+    for cfg in configs:
+        rules += [r["name"] for r in cfg.rules if r["name"] not in rules]
+        policies += [p.name for p in cfg.policies if p.name not in policies]
+    return {"cases": cases, "outcomes": outcomes, "rules": rules,
+            "policies": policies, "count_events": count_events,
+            "priority": priority, "input": inp}
 
 
 # --- CRM KPIs ---------------------------------------------------------------

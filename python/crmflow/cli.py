@@ -202,6 +202,8 @@ def _json_arg(text: Optional[str], name: str) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise _UsageError(f"{name} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise _UsageError(f"{name} is nested too deeply") from None
 
 
 class _ImportProgress:
@@ -469,6 +471,97 @@ def _cmd_rules(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+def _cmd_approvals(args: argparse.Namespace, out: Any) -> int:
+    """
+    Lists open approval requests (or one actor's pending steps), records
+    an approval or rejection, or lists, stores or removes matrices.
+    Decisions need no matrix: a request keeps the chain and events it was
+    opened with.
+    """
+    if args.approvals_command == "set-matrix":
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as e:
+            raise _UsageError(f"{args.file}: {e.strerror}") from None
+        except ValueError as e:
+            raise _UsageError(f"{args.file}: not valid JSON ({e})") from None
+        from crmflow.approvals import ApprovalMatrix
+
+        matrix = ApprovalMatrix.from_dict(data, args.file)
+    with _open(args.db) as engine:
+        approvals = engine.approvals
+        if args.approvals_command == "matrices":
+            for m in approvals.matrices():
+                print(f"{m.kind}: {m.request_state} -> {m.approve_event} "
+                      f"/ {m.reject_event}", file=out)
+                for b in m.bands:
+                    who = [
+                        "team " + s.team if s.team else " ".join(s.approvers)
+                        for s in b.steps
+                    ]
+                    chain = ", ".join(
+                        f"{s.name} ({s.mode}: {w})"
+                        for s, w in zip(b.steps, who)
+                    ) or "automatic"
+                    print(f"  {b.name} when {b.condition}: {chain}", file=out)
+            for problem in approvals.problems():
+                print(f"problem: {problem}", file=out)
+            return 0
+        if args.approvals_command == "set-matrix":
+            approvals.set_matrix(matrix)
+            print(f"approval matrix {matrix.kind}: set "
+                  f"({len(matrix.bands)} bands)", file=out)
+            return 0
+        if args.approvals_command == "remove-matrix":
+            approvals.remove_matrix(args.kind)
+            print(f"approval matrix {args.kind}: removed", file=out)
+            return 0
+        if args.approvals_command == "list":
+            if args.actor:
+                for r in approvals.pending(args.actor).itertuples():
+                    behalf = (
+                        f" for {r.on_behalf_of}" if r.on_behalf_of else ""
+                    )
+                    print(
+                        f"{r.transaction_id}: step {r.step + 1} "
+                        f"{r.step_name} ({r.mode}){behalf}",
+                        file=out,
+                    )
+            else:
+                for r in approvals.open_requests().itertuples():
+                    print(
+                        f"{r.transaction_id}: {r.band}, step "
+                        f"{r.current_step + 1} of {len(r.steps)} "
+                        f"{r.step_name}",
+                        file=out,
+                    )
+            return 0
+        decide = (
+            approvals.approve
+            if args.approvals_command == "approve"
+            else approvals.reject
+        )
+        result = decide(
+            args.id,
+            args.actor,
+            time=engine._time(args.time, "--time"),
+            comment=args.comment or "",
+            on_behalf_of=args.on_behalf_of or "",
+        )
+        fired = (
+            f", fired {result['fired_event']}" if result["fired_event"]
+            else ""
+        )
+        done = {"approve": "approved", "reject": "rejected"}
+        print(
+            f"{args.id}: {done[args.approvals_command]} by {args.actor}; "
+            f"request {result['status']}{fired}; state {result['state']}",
+            file=out,
+        )
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace, out: Any) -> int:
     """
     Ticks the SLA timers of a database every --every seconds (on the wall
@@ -674,6 +767,37 @@ def _parser() -> argparse.ArgumentParser:
                             help="an action line (repeat for several)")
             rp.add_argument("--priority", type=int, default=0)
     ru.set_defaults(run=_cmd_rules)
+
+    ap = sub.add_parser(
+        "approvals",
+        help="approval requests and decisions, approval matrices",
+        description="Approval requests live in the database "
+        "(docs/approvals.md).",
+    )
+    asub = ap.add_subparsers(dest="approvals_command", required=True)
+    al = asub.add_parser("list", help="open requests, or an actor's steps")
+    al.add_argument("--db", required=True, help="SQLite file")
+    al.add_argument("--actor", help="list the steps this actor may decide")
+    for name in ("approve", "reject"):
+        ad = asub.add_parser(name, help=f"{name} a transaction's request")
+        ad.add_argument("--db", required=True, help="SQLite file")
+        ad.add_argument("id", help="transaction id")
+        ad.add_argument("--actor", required=True, help="who decides")
+        ad.add_argument("--comment", help="kept with the decision")
+        ad.add_argument("--time", help="ISO 8601 time (default: now)")
+        ad.add_argument("--on-behalf-of", dest="on_behalf_of",
+                        help="the approver a substitute decides for")
+    am = asub.add_parser("matrices", help="the stored approval matrices")
+    am.add_argument("--db", required=True, help="SQLite file")
+    asm = asub.add_parser("set-matrix",
+                          help="store a matrix read from a JSON file")
+    asm.add_argument("--db", required=True, help="SQLite file")
+    asm.add_argument("file", help="JSON: kind, bands, optional "
+                     "request_state, approve_event, reject_event")
+    arm = asub.add_parser("remove-matrix", help="remove a kind's matrix")
+    arm.add_argument("--db", required=True, help="SQLite file")
+    arm.add_argument("kind", help="the kind")
+    ap.set_defaults(run=_cmd_approvals)
     return p
 
 
@@ -708,6 +832,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         if isinstance(e, sqlite3.DatabaseError):
             message = f"{getattr(args, 'db', 'database')}: {message}"
+        # The message may quote an argument that is not UTF-8 (lone
+        # surrogates from undecodable bytes): print those escaped.
+        message = message.encode("utf-8", "backslashreplace").decode()
         print(f"crmflow: error: {message}", file=sys.stderr)
         return 1
     except UnicodeError:

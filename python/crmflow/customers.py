@@ -663,9 +663,12 @@ def customer_360(target: Target, customer_id: str) -> Customer360:
 
     Raises:
         NotFoundError: No such customer.
+        InvalidArgumentError: The id is not a string of UTF-8 text.
     """
+    from crmflow.engine import _check_str
     from crmflow.orm import attribute_value
 
+    _check_str(customer_id, "customer id")
     with contextlib.closing(_connect(target)) as db:
         row = db.execute(
             "SELECT id, name, email, phone, attributes, created_at, "

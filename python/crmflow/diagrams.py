@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from typing import Any, Dict, List, Mapping, Optional
@@ -39,13 +40,22 @@ __all__ = [
 ]
 
 
+# Characters an SVG (XML 1.0) document cannot hold, and that Graphviz
+# would pass through or choke on: control characters other than tab and
+# line breaks, lone surrogates and the two non-characters U+FFFE/U+FFFF.
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
+                     "\ufffe\uffff]")
+
+
 def escape(text: Any) -> str:
     """
     Returns ``text`` as the inside of a DOT double-quoted string that
     renders literally in SVG: backslashes and quotes escaped, ``&``, ``<``
-    and ``>`` as XML entities, line breaks as DOT ``\\n``.
+    and ``>`` as XML entities, line breaks as DOT ``\\n``, and characters
+    XML cannot hold (NUL and other controls, lone surrogates) as U+FFFD,
+    so the drawing still shows that something was there.
     """
-    s = str(text)
+    s = _UNSAFE.sub("\ufffd", str(text))
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = s.replace("\\", "\\\\").replace('"', '\\"')
     s = s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
@@ -290,11 +300,14 @@ def diff_diagram(diff: Any) -> Diagram:
             f'  {ids(name)} [label="{escape(name)}", color="{colour}", '
             f'fontcolor="{colour}"];'
         )
+    first_drawn = False
     for row in diff.edges.itertuples(index=False):
         a, b, where = str(row[0]), str(row[1]), str(row[2])
         colour = _DIFF_COLOURS[where]
         src = "__first" if a == "" else ids(a)
-        if a == "" and "__first" not in "".join(lines):
+        # A flag, not a search of the text: a name may contain "__first".
+        if a == "" and not first_drawn:
+            first_drawn = True
             lines.append(
                 '  __first [label="", shape=circle, width=0.25, '
                 'style=filled, fillcolor="#333333"];'

@@ -22,8 +22,8 @@ Example::
         engine.fire("SO-1", "submit")
         print(engine.history("SO-1"))
 
-An engine is not thread-safe: use one per thread.  Several processes may
-share one SQLite file.
+One engine may be shared by several threads: its calls are serialised
+(see :class:`Engine`).  Several processes may share one SQLite file.
 
 .. versionadded:: 0.1.0
 """
@@ -111,7 +111,38 @@ def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
         raise InvalidArgumentError(message)
     if not empty and not value:
         raise InvalidArgumentError(f"{name} must not be empty")
+    if not value.isascii():
+        # Lone surrogates (undecodable bytes from the OS, "\ud800") have
+        # no UTF-8 form; the binding would refuse them with a TypeError.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            message = f"{name}: text is not valid UTF-8"
+            raise InvalidArgumentError(message) from None
     return value
+
+
+def _is_int64(value: Any) -> bool:
+    """
+    Returns True for an int (not a bool) that fits a signed 64-bit int.
+    """
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and -(2**63) <= value < 2**63)
+
+
+def _path_arg(value: Any, name: str = "path", *, empty: bool = False) -> str:
+    """
+    Returns a file-name argument (str or os.PathLike) as a str.
+
+    Raises:
+        InvalidArgumentError: Not a str or path, empty, or not UTF-8.
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        message = f"{name} must be a str or os.PathLike (got bytes)"
+        raise InvalidArgumentError(message)
+    return _check_str(value, name, empty=empty)
 
 
 def _opt_str(value: Optional[str], name: str) -> str:
@@ -400,6 +431,23 @@ class Engine(_core.Engine):
     Raises:
         StoreError: The file cannot be opened or has a newer schema.
         InvalidArgumentError: The zone is unknown.
+
+    Threads: one engine may be shared by several threads without a lock
+    of the caller's.  Its calls (and those of the routers, service desks,
+    rules and approvals attached to it) are serialised by a lock of the
+    engine: a call waits, without holding the GIL, while another thread's
+    call runs.  Callbacks (guards, actions, hooks, the clock, rule
+    conditions, routing strategies) run on the calling thread with the GIL
+    held and may read the engine again.  An explicit transaction
+    (:meth:`transaction`, ``begin()`` ... ``commit()``/``rollback()``)
+    keeps the engine for the thread that began it: other threads' calls
+    wait until it ends, so none of their writes lands inside it; only that
+    thread can commit or roll it back (``InvalidArgumentError`` for
+    another).  A call that has waited 10 s behind another thread's open
+    transaction fails with ``StoreError`` ("engine busy"), so a thread that
+    begins and never commits cannot hang the others silently.  Threads do
+    not run the core in parallel on one engine; for parallel work use one
+    engine per thread (SQLite files may be shared).
     """
 
     def __init__(
@@ -409,8 +457,7 @@ class Engine(_core.Engine):
         zone: str = "UTC",
         clock: Optional[Callable[[], Any]] = None,
     ) -> None:
-        path = "" if path is None else os.fspath(path)
-        _check_str(path, "path", empty=True)
+        path = "" if path is None else _path_arg(path, empty=True)
         _check_str(zone, "zone")
         if clock is not None and not callable(clock):
             raise InvalidArgumentError("clock must be callable")
@@ -418,6 +465,11 @@ class Engine(_core.Engine):
         self._closed = False
         self._definitions: Dict[str, Tuple[int, str]] = {}
         self._load_stored_workflows()
+        # Stored approval matrices come with a stored automatic-approval
+        # rule: attaching now keeps the rule and the request records
+        # together in every program that opens the file.
+        if _core.approvals_stored(self):
+            _ = self.approvals
 
     def _load_stored_workflows(self) -> None:
         """
@@ -523,17 +575,19 @@ class Engine(_core.Engine):
         if not hasattr(self, "_python_rules"):
             self._python_rules = _rules.PythonRules()
         registry = self._python_rules
+        problem = self._python_rule_problem(name, kind, state, None)
+        if problem is not None:
+            raise InvalidArgumentError(problem)
 
         def compile_expression(text: str) -> Callable[[Any], Any]:
-            # Checked by the core: a stored rule that is never enabled.
-            probe = f"__python_rule_{name}"
-            self.add_rule(probe, kind, trigger="created", when=text,
-                          enabled=False)
-            self.remove_rule(probe)
+            problem = self._python_rule_problem(name, kind, state, text)
+            if problem is not None:
+                raise InvalidArgumentError(problem)
 
             def check(ctx: Any) -> bool:
                 return _core.rules_check(self, text, ctx.transaction)
 
+            check.expression = text  # type: ignore[attr-defined]
             return check
 
         cond = _rules.condition(when, compile_expression)
@@ -616,6 +670,9 @@ class Engine(_core.Engine):
             return workflow
         super().register(workflow._core, definition)
         self._definitions[workflow.name] = (workflow.version, definition)
+        approvals = getattr(self, "_approvals", None)
+        if approvals is not None:
+            approvals.reload()  # stored matrices of this kind validate now
         return workflow
 
     def workflow(self, kind: str) -> Workflow:  # type: ignore[override]
@@ -625,6 +682,7 @@ class Engine(_core.Engine):
         Raises:
             NotFoundError: The kind is not registered.
         """
+        _check_str(kind, "kind")
         known = self._definitions.get(kind)
         if known is not None:
             return Workflow.from_json(known[1])
@@ -852,8 +910,8 @@ class Engine(_core.Engine):
         .. versionadded:: 0.1.0
         """
         _check_str(kind, "kind")
-        if not isinstance(last, int) or isinstance(last, bool):
-            raise InvalidArgumentError("last must be an int")
+        if not _is_int64(last):
+            raise InvalidArgumentError("last must be a 64-bit int")
         _core.numbering_set_counter(self, kind, last, year or 0)
 
     def counter(self, kind: str, *, year: Optional[int] = None) -> int:
@@ -914,8 +972,8 @@ class Engine(_core.Engine):
             lines = actions
         else:
             lines = "\n".join(_check_str(a, "action") for a in actions)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise InvalidArgumentError("priority must be an int")
+        if not _is_int64(priority):
+            raise InvalidArgumentError("priority must be a 64-bit int")
         _core.rules_add(
             self,
             name,
@@ -973,13 +1031,64 @@ class Engine(_core.Engine):
 
     def validate_rules(self) -> List[str]:
         """
-        Returns one message per stored rule that names an unknown kind,
-        state, event or attribute (or no longer type-checks) against the
-        registered workflows; empty when every rule is fine.
+        Returns one message per rule that names an unknown kind, state,
+        event or attribute (or no longer type-checks) against the
+        registered workflows; empty when every rule is fine.  Stored rules
+        come first, then stored approval matrices that no longer validate
+        (when approvals are attached, see :mod:`crmflow.approvals`), then
+        Python rules (:meth:`rule`).  Each message is the
+        one :meth:`add_rule` or :meth:`rule` would refuse the rule with,
+        e.g. ``rule "late": unknown state "sent" of kind "sales_order"
+        (known: draft, submitted, approved)``.
 
         .. versionadded:: 0.1.0
+        .. versionchanged:: 0.2.0
+           Python rules are checked too.
         """
-        return list(_core.rules_validate(self))
+        problems = list(_core.rules_validate(self))
+        approvals = getattr(self, "_approvals", None)
+        if approvals is not None:
+            problems.extend(approvals.problems())
+        registry = getattr(self, "_python_rules", None)
+        for r in registry.rules if registry is not None else ():
+            text = getattr(r.when, "expression", None)
+            problem = self._python_rule_problem(r.name, r.kind, r.state, text)
+            if problem is not None:
+                problems.append(problem)
+        return problems
+
+    def _python_rule_problem(
+        self, name: str, kind: str, state: str, text: Optional[str]
+    ) -> Optional[str]:
+        """
+        Returns why Python rule ``name`` on ``state`` of ``kind`` (with
+        condition ``text``, if an expression) cannot run, or None.  An
+        unregistered kind is a problem only when ``text`` is given, so
+        that rules may be declared before their workflow.
+        """
+        try:
+            states = self.workflow(kind).states()
+        except NotFoundError:
+            if text is None:
+                return None
+            return f'rule "{name}": unknown kind "{kind}"'
+        if state != "*" and state not in states:
+            return (
+                f'rule "{name}": unknown state "{state}" of kind "{kind}" '
+                f'(known: {", ".join(states)})'
+            )
+        if text is None:
+            return None
+        # The core checks the expression: a stored rule never enabled,
+        # removed again; its message is given under this rule's name.
+        probe = f"__python_rule_{name}"
+        try:
+            self.add_rule(probe, kind, trigger="created", when=text,
+                          enabled=False)
+        except InvalidArgumentError as e:
+            return str(e).replace(f'rule "{probe}"', f'rule "{name}"')
+        self.remove_rule(probe)
+        return None
 
     def reload_rules(self) -> None:
         """
@@ -1296,8 +1405,7 @@ class Engine(_core.Engine):
             InvalidArgumentError: A bad argument, named in the message.
             NotFoundError: The file does not exist or the kind is unknown.
         """
-        path = os.fspath(path)
-        _check_str(path, "path")
+        path = _path_arg(path)
         if not os.path.isfile(path):
             raise NotFoundError(f"{path}: no such file")
         _check_str(kind, "kind")
@@ -1589,6 +1697,21 @@ class Engine(_core.Engine):
             )
             raise InvalidArgumentError(message)
         return os.path.abspath(self.path)
+
+    @property
+    def approvals(self) -> Any:
+        """
+        The engine's :class:`crmflow.approvals.Approvals`, attached on
+        first use (its tables are created then).
+
+        .. versionadded:: 0.1.0
+        """
+        existing = getattr(self, "_approvals", None)
+        if existing is None:
+            from crmflow.approvals import Approvals
+
+            existing = Approvals(self)
+        return existing
 
     @property
     def url(self) -> str:
@@ -1947,6 +2070,19 @@ def _missing(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
 
+def _not_utf8(value: Any) -> bool:
+    """
+    Returns True for a str with lone surrogates (no UTF-8 form).
+    """
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _text_column(
     frame: pd.DataFrame, column: str, required: bool = False
 ) -> pd.Series:
@@ -1966,6 +2102,11 @@ def _text_column(
         row = int(np.flatnonzero(bad)[0])
         got = type(values[row]).__name__
         message = f'column "{column}" row {row}: expected text (got {got})'
+        raise InvalidArgumentError(message)
+    unencodable = values.map(_not_utf8).to_numpy(dtype=bool)
+    if unencodable.any():
+        row = int(np.flatnonzero(unencodable)[0])
+        message = f'column "{column}" row {row}: text is not valid UTF-8'
         raise InvalidArgumentError(message)
     if required:
         empty = missing | (values.str.len().fillna(0) == 0).to_numpy()

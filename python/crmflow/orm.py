@@ -74,6 +74,13 @@ __all__ = [
     "Rule",
     "NumberingFormat",
     "Counter",
+    "ApprovalRequest",
+    "ApprovalStep",
+    "ApprovalDecision",
+    "ApprovalDelegation",
+    "ApprovalMatrixRow",
+    "ApprovalMatrixBand",
+    "ApprovalMatrixStep",
     "create_engine",
     "format_time",
     "parse_time",
@@ -780,6 +787,179 @@ class Counter(Base):
     kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     period: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     last: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ApprovalRequest(Base):
+    """
+    One approval request (:mod:`crmflow.approvals`), opened when its
+    transaction entered the requesting state: ``status`` is ``open``,
+    ``approved``, ``rejected`` or ``cancelled``; ``current_step`` indexes
+    the waiting step (``steps`` when done); ``automatic`` marks an empty
+    chain approved at once.
+    """
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (
+        sa.Index("approval_requests_by_transaction", "transaction_id", "id"),
+        sa.Index("approval_requests_by_status", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    transaction_id: Mapped[Optional[str]] = mapped_column(sa.Text)
+    kind: Mapped[Optional[str]] = mapped_column(sa.Text)
+    band: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    band_name: Mapped[Optional[str]] = mapped_column(sa.Text)
+    status: Mapped[Optional[str]] = mapped_column(sa.Text)
+    current_step: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    steps: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    approve_event: Mapped[Optional[str]] = mapped_column(sa.Text)
+    reject_event: Mapped[Optional[str]] = mapped_column(sa.Text)
+    opened_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+    closed_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+    outcome_event: Mapped[Optional[str]] = mapped_column(sa.Text)
+    automatic: Mapped[Optional[bool]] = mapped_column(sa.Boolean)
+
+    transaction: Mapped[Optional[Transaction]] = relationship(
+        primaryjoin=lambda: foreign(ApprovalRequest.transaction_id)
+        == Transaction.id,
+        viewonly=True,
+    )
+    chain: Mapped[List["ApprovalStep"]] = relationship(
+        primaryjoin=lambda: ApprovalRequest.id
+        == foreign(ApprovalStep.request_id),
+        order_by=lambda: ApprovalStep.position,
+        viewonly=True,
+    )
+    decisions: Mapped[List["ApprovalDecision"]] = relationship(
+        primaryjoin=lambda: ApprovalRequest.id
+        == foreign(ApprovalDecision.request_id),
+        order_by=lambda: ApprovalDecision.id,
+        viewonly=True,
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ApprovalRequest {self.id} {self.transaction_id!r} "
+            f"{self.status}>"
+        )
+
+
+class ApprovalStep(Base):
+    """
+    One step of a request's chain as computed when it opened: ``mode`` is
+    ``unanimous`` or ``first``; ``approvers`` holds one actor id per line,
+    or ``team`` names a routing team (the other is None).
+    """
+
+    __tablename__ = "approval_steps"
+
+    request_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(sa.Text)
+    mode: Mapped[Optional[str]] = mapped_column(sa.Text)
+    approvers: Mapped[Optional[str]] = mapped_column(sa.Text)
+    team: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+
+class ApprovalDecision(Base):
+    """
+    One approval or rejection: ``actor`` decided, for ``on_behalf_of``
+    when a substitute (None otherwise).
+    """
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (
+        sa.Index("approval_decisions_by_request", "request_id", "step"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    request_id: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    transaction_id: Mapped[Optional[str]] = mapped_column(sa.Text)
+    step: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    step_name: Mapped[Optional[str]] = mapped_column(sa.Text)
+    actor: Mapped[Optional[str]] = mapped_column(sa.Text)
+    on_behalf_of: Mapped[Optional[str]] = mapped_column(sa.Text)
+    decision: Mapped[Optional[str]] = mapped_column(sa.Text)
+    time: Mapped[Optional[datetime.datetime]] = mapped_column(UtcDateTime)
+    comment: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+
+class ApprovalDelegation(Base):
+    """
+    A window ``[starts_at, ends_at)`` in which ``substitute`` may decide
+    for ``actor``.
+    """
+
+    __tablename__ = "approval_delegations"
+    __table_args__ = (
+        sa.Index("approval_delegations_by_substitute", "substitute"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    actor: Mapped[Optional[str]] = mapped_column(sa.Text)
+    substitute: Mapped[Optional[str]] = mapped_column(sa.Text)
+    starts_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+    ends_at: Mapped[Optional[datetime.datetime]] = mapped_column(UtcDateTime)
+    created_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+
+
+class ApprovalMatrixRow(Base):
+    """
+    One kind's approval matrix: the state that requests approval and the
+    events fired on completion and rejection; its bands and steps are
+    :class:`ApprovalMatrixBand` and :class:`ApprovalMatrixStep` rows.
+    Write matrices through ``engine.approvals.set_matrix``, which
+    validates them.
+    """
+
+    __tablename__ = "approval_matrices"
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    request_state: Mapped[Optional[str]] = mapped_column(sa.Text)
+    approve_event: Mapped[Optional[str]] = mapped_column(sa.Text)
+    reject_event: Mapped[Optional[str]] = mapped_column(sa.Text)
+    updated_at: Mapped[Optional[datetime.datetime]] = mapped_column(
+        UtcDateTime
+    )
+
+
+class ApprovalMatrixBand(Base):
+    """
+    One band of a stored matrix, ``position`` 0-based in match order;
+    ``condition`` is an expression ("" means true).
+    """
+
+    __tablename__ = "approval_matrix_bands"
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(sa.Text)
+    condition: Mapped[Optional[str]] = mapped_column(sa.Text)
+
+
+class ApprovalMatrixStep(Base):
+    """
+    One step of a stored band's chain (``band`` is the band's position):
+    ``approvers`` one actor id per line, or ``team``.
+    """
+
+    __tablename__ = "approval_matrix_steps"
+
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    band: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    name: Mapped[Optional[str]] = mapped_column(sa.Text)
+    mode: Mapped[Optional[str]] = mapped_column(sa.Text)
+    approvers: Mapped[Optional[str]] = mapped_column(sa.Text)
+    team: Mapped[Optional[str]] = mapped_column(sa.Text)
 
 
 def create_engine(

@@ -39,6 +39,15 @@ def _axes(ax: Any) -> Any:
     return ax
 
 
+def _text(value: Any) -> str:
+    """
+    Returns data text as a matplotlib label that shows literally: a pair
+    of "$" would otherwise be read as mathtext (and a malformed one fail
+    at drawing time).
+    """
+    return str(value).replace("$", "\\$")
+
+
 def funnel(df: pd.DataFrame, ax: Any = None) -> Any:
     """
     Draws a funnel (:meth:`EventLog.funnel`) as horizontal bars, first
@@ -53,7 +62,7 @@ def funnel(df: pd.DataFrame, ax: Any = None) -> Any:
     ax = _axes(ax)
     y = np.arange(len(df))[::-1]
     ax.barh(y, df["cases"].to_numpy(), color="#4c72b0")
-    ax.set_yticks(y, [str(m) for m in df["milestone"]])
+    ax.set_yticks(y, [_text(m) for m in df["milestone"]])
     for yi, n, c in zip(y, df["cases"], df["conversion"]):
         ax.text(n, yi, f" {int(n)} ({100 * float(c):.0f} %)",
                 va="center", fontsize=8)
@@ -106,7 +115,7 @@ def time_in_state(
         ax.boxplot(data, orientation="horizontal", showfliers=False)
     else:
         ax.boxplot(data, vert=False, showfliers=False)
-    ax.set_yticks(np.arange(1, len(states) + 1), [str(s) for s in states])
+    ax.set_yticks(np.arange(1, len(states) + 1), [_text(s) for s in states])
     ax.set_xlabel(f"time in state ({unit})")
     ax.set_title("time in state")
     return ax

@@ -227,8 +227,9 @@ def get(name: str) -> Preset:
     Raises:
         NotFoundError: Unknown name; the message lists the presets.
     """
-    preset = _PRESETS.get(name)
+    preset = _PRESETS.get(name) if isinstance(name, str) else None
     if preset is None:
-        message = f'unknown preset "{name}" (expected {", ".join(names())})'
+        shown = name if isinstance(name, str) else type(name).__name__
+        message = f'unknown preset "{shown}" (expected {", ".join(names())})'
         raise NotFoundError(message)
     return dataclasses.replace(preset, options=copy.deepcopy(preset.options))

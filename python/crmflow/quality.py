@@ -16,13 +16,17 @@ The data quality report of a crmflow database (``crmflow check``).
 ``orphan``
     a transaction whose customer has no row (only when the database has
     customers), a history row, attribute or identity whose transaction or
-    customer does not exist, a customer merged into a missing one;
+    customer does not exist, a customer merged into a missing one, a
+    timer, SLA event, outbox row or assignment of a missing transaction;
 ``state_mismatch``
     a transaction whose state is not the to_state of its last history row
     (or that has no history);
 ``duplicate_id``
     customer or transaction ids that differ only by case or blanks around
-    them (a sign of a bad import).
+    them (a sign of a bad import);
+``duplicate_number``
+    two transactions of a numbered kind carrying the same number (and
+    year, with a yearly reset), say ``CASE-0042`` and ``CASE-42``.
 
 Every check is one SQL query or one vectorised pandas step.
 
@@ -42,6 +46,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import re
 from typing import Any, Dict, List, Optional
 
 
@@ -59,6 +64,7 @@ CHECKS = (
     "orphan",
     "state_mismatch",
     "duplicate_id",
+    "duplicate_number",
 )
 _COLUMNS = ["check", "table", "id", "field", "detail"]
 _UTC = datetime.timezone.utc
@@ -237,6 +243,111 @@ def _terminal_pairs(db: Any) -> pd.DataFrame:
     return pd.DataFrame(pairs, columns=["kind", "state"])
 
 
+# Tables of the SLA and routing modules that point at a transaction; they
+# exist only in files those modules were used on.
+_TRANSACTION_TABLES = ("timers", "sla_events", "outbox", "assignments")
+# Number format fields (see numbering.h) as regular expressions.
+_NUMBER_FIELDS = {
+    "year": r"(?P<year>\d{4})",
+    "yy": r"\d{2}",
+    "month": r"\d{2}",
+    "day": r"\d{2}",
+}
+
+
+def _tables(db: Any) -> List[str]:
+    """
+    Returns the names of the tables in the file.
+    """
+    return [r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def _orphans(db: Any, tables: List[str]) -> List[pd.DataFrame]:
+    """
+    Returns rows of the module tables whose transaction does not exist.
+    """
+    out = []
+    for table in _TRANSACTION_TABLES:
+        if table not in tables:
+            continue
+        found = pd.read_sql_query(
+            f"SELECT x.id, 'transaction_id' AS field, 'transaction \"' || "
+            f"x.transaction_id || '\" does not exist' AS detail FROM "
+            f"\"{table}\" x WHERE NOT EXISTS (SELECT 1 FROM transactions t "
+            f"WHERE t.id = x.transaction_id) ORDER BY x.id",
+            db,
+        )
+        out.append(_frame(found, "orphan", table))
+    return out
+
+
+def _number_pattern(format: str) -> Optional["re.Pattern[str]"]:
+    """
+    Returns a regular expression matching the ids a number format issues
+    (group ``n`` the number, ``year`` the year when present), or None
+    for a format this check cannot read.
+    """
+    out = ""
+    i = 0
+    while i < len(format):
+        c = format[i]
+        if format.startswith("{{", i) or format.startswith("}}", i):
+            out += re.escape(c)
+            i += 2
+            continue
+        if c != "{":
+            out += re.escape(c)
+            i += 1
+            continue
+        close = format.find("}", i)
+        if close < 0:
+            return None
+        field = format[i + 1:close]
+        if field == "n" or field.startswith("n:"):
+            out += r"(?P<n>\d+)"
+        elif field in _NUMBER_FIELDS:
+            out += _NUMBER_FIELDS[field]
+        else:
+            return None
+        i = close + 1
+    return re.compile(out)
+
+
+def _numbers(db: Any, tables: List[str]) -> List[pd.DataFrame]:
+    """
+    Returns numbers issued twice within a kind (and period).
+    """
+    if "numbering" not in tables:
+        return []
+    rows = []
+    specs = db.execute("SELECT kind, format, yearly_reset FROM numbering")
+    for kind, format, yearly in specs.fetchall():
+        pattern = _number_pattern(format)
+        if pattern is None:
+            continue
+        seen: Dict[Any, str] = {}
+        ids = db.execute(
+            "SELECT id FROM transactions WHERE kind = ? ORDER BY id", (kind,))
+        for (tid,) in ids:
+            m = pattern.fullmatch(tid)
+            if m is None:
+                continue
+            year = m.groupdict().get("year")
+            period = int(year) if yearly and year else 0
+            n = int(m.group("n"))
+            key = (period, n)
+            if key in seen:
+                rows.append((tid, f"number {n} also issued as "
+                                  f"\"{seen[key]}\""))
+                continue
+            seen[key] = tid
+    if not rows:
+        return []
+    found = pd.DataFrame(rows, columns=["id", "detail"]).assign(field="id")
+    return [_frame(found, "duplicate_number", "transactions")]
+
+
 def check(
     target: Any,
     *,
@@ -272,7 +383,10 @@ def check(
     parts: List[pd.DataFrame] = []
     with contextlib.closing(_customers._connect(target)) as db:
         db.execute("BEGIN")
+        tables = _tables(db)
         parts += _required(db)
+        parts += _orphans(db, tables)
+        parts += _numbers(db, tables)
         parts += _contacts(db, default_country)
 
         # Stale: open transactions (terminal states from the workflows).

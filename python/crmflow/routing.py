@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from crmflow import _pandas as pd  # pandas on first use
 
 from crmflow import _core
+from crmflow._errors import InvalidArgumentError
 
 __all__ = [
     "Member",
@@ -121,8 +122,18 @@ class Router:
             InvalidArgumentError: Empty or duplicate ids, negative
                 capacity, unknown strategy.
         """
+        from crmflow.engine import _check_str, _is_int64
+
         members = [_member_dict(m) for m in team.members]
-        self._core.add_team(team.name, members, team.strategy)
+        for m in members:
+            _check_str(m["id"], "member id")
+            for skill in m["skills"]:
+                _check_str(skill, "skill")
+            if not _is_int64(m["capacity"]):
+                message = f"member {m['id']!r}: capacity must be a 64-bit int"
+                raise InvalidArgumentError(message)
+        self._core.add_team(_check_str(team.name, "team name", empty=True),
+                            members, _check_str(team.strategy, "strategy"))
 
     def remove_team(self, name: str) -> None:
         """
@@ -131,7 +142,9 @@ class Router:
         Raises:
             NotFoundError: Unknown team.
         """
-        self._core.remove_team(name)
+        from crmflow.engine import _check_str
+
+        self._core.remove_team(_check_str(name, "team name"))
 
     def teams(self) -> List[Team]:
         """

@@ -55,6 +55,10 @@ __all__ = [
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _NAT = np.iinfo(np.int64).min
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z,
+# the range the core stores times in.
+_FIRST_MICROS = -62135596800000000
+_LAST_MICROS = 253402300799999999
 
 TimeLike = Union[datetime.datetime, int, str]
 
@@ -70,11 +74,20 @@ def _micros(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise InvalidArgumentError(f"{name} must be a time (got bool)")
     if isinstance(value, (int, np.integer)):
+        if not _FIRST_MICROS <= int(value) <= _LAST_MICROS:
+            message = f"{name}: time out of range (expected years 1 to 9999)"
+            raise InvalidArgumentError(message)
         return int(value)
     if isinstance(value, pd.Timestamp):
         value = value.to_pydatetime()
     if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            value = datetime.datetime.fromisoformat(
+                value.replace("Z", "+00:00"))
+        except ValueError:
+            message = f"{name}: unreadable time {value[:80]!r} (expected " \
+                "ISO 8601 with an offset, years 1 to 9999)"
+            raise InvalidArgumentError(message) from None
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             message = f"{name} must be an aware datetime (got {value})"
@@ -92,11 +105,17 @@ def _span(value: Any, name: str) -> int:
     if isinstance(value, pd.Timedelta):
         value = value.to_pytimedelta()
     if isinstance(value, datetime.timedelta):
-        return value // datetime.timedelta(microseconds=1)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    message = f"{name} must be a timedelta (got {type(value).__name__})"
-    raise InvalidArgumentError(message)
+        micros = value // datetime.timedelta(microseconds=1)
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        micros = int(value)
+    else:
+        message = f"{name} must be a timedelta (got {type(value).__name__})"
+        raise InvalidArgumentError(message)
+    # Longer than 0001..9999 is no duration any time here can take.
+    if abs(micros) > _LAST_MICROS - _FIRST_MICROS:
+        message = f"{name}: duration out of range (at most 9999 years)"
+        raise InvalidArgumentError(message)
+    return micros
 
 
 def _utc(micros: int) -> datetime.datetime:
@@ -150,7 +169,9 @@ class Calendar:
         holidays: Sequence[Any] = (),
         special_days: Optional[Mapping[Any, Any]] = None,
     ) -> None:
-        self.zone = zone
+        from crmflow.engine import _check_str
+
+        self.zone = _check_str(zone, "zone")
         self.hours = dict(hours) if hours is not None else None
         self.holidays = [str(d) for d in holidays]
         self.special_days = {

@@ -87,12 +87,21 @@ class Problem(NamedTuple):
         state: The state concerned, or ``""``.
         event: The event concerned, or ``""``.
         message: A readable description.
+        severity: ``"error"`` (the engine refuses the workflow),
+            ``"warning"`` (well defined but probably not meant: an
+            unguarded duplicate, guards that can both hold) or ``"info"``
+            (worth a look: guards that cannot be proven exclusive, exits
+            from a terminal state).
+
+    .. versionchanged:: 0.2.0
+       Added ``severity``.
     """
 
     kind: str
     state: str
     event: str
     message: str
+    severity: str = "error"
 
 
 def _check_keys(obj: Any, allowed: Iterable[str], where: str) -> None:
@@ -363,8 +372,21 @@ class Workflow:
 
         Checks: exactly one initial state, at least one terminal state,
         every state reachable from the initial one, a terminal state
-        reachable from every state, no unguarded duplicate transition and
-        no undeclared state name.
+        reachable from every state, no unguarded duplicate transition, no
+        undeclared state name and ``expr:`` guards that parse.
+
+        Transitions on the same event from the same state are compared
+        pairwise: ``expr:`` guards are analysed exactly (intervals of
+        numbers, timestamps and durations with open or closed ends, sets
+        of text and booleans, null checks, ``and``/``or``/``not``), and
+        guards that can both hold give an ``overlapping_guards`` warning
+        with values satisfying both, e.g. ``amount = 1000`` for
+        ``amount <= 1000`` and ``amount >= 1000``.  A guard the analysis
+        cannot see into (a Python guard, a function call, arithmetic)
+        gives an ``unproven_exclusive`` note instead.
+
+        .. versionchanged:: 0.2.0
+           Guard overlap, invalid guards and severities.
         """
         return [
             Problem(
@@ -372,21 +394,23 @@ class Workflow:
                 str(p.get("state", "")),
                 str(p.get("event", "")),
                 str(p.get("message", "")),
+                str(p.get("severity", "error")),
             )
             for p in self._core.validate()
         ]
 
     def check(self) -> "Workflow":
         """
-        Raises when the workflow has problems.
+        Raises when the workflow has errors or warnings (notes of
+        severity ``"info"`` do not count).
 
         Returns:
             This workflow, when valid.
 
         Raises:
-            ValidationError: The message lists every problem.
+            ValidationError: The message lists every error and warning.
         """
-        problems = self.validate()
+        problems = [p for p in self.validate() if p.severity != "info"]
         if problems:
             message = f"workflow {self.name} v{self.version} is invalid: " + (
                 "; ".join(p.message for p in problems)

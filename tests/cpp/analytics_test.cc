@@ -10,8 +10,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crmflow/event_log.h"
@@ -398,6 +402,142 @@ TEST(AnalyticsVariants, TiesOrderBySequenceOfNames) {
   EXPECT_EQ(v[1].activities, (std::vector<std::string>{"a"}));
   EXPECT_EQ(v[2].activities, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(v[3].activities, (std::vector<std::string>{"z"}));
+}
+
+// A random log over `num_activities` activities: `num_cases` cases whose
+// sequences share long prefixes (so that variants tie on count and on
+// every packed prefix), gaps of 0-99 s, some cases without events.
+EventLog RandomLog(int num_activities, int num_cases, unsigned seed) {
+  std::mt19937 rng(seed);
+  EventLogBuilder b;
+  for (int c = 0; c < num_cases; ++c) {
+    int32_t id = b.AddCase("case " + std::to_string(c));
+    const int length = c % 17 == 0 ? 0 : 10 + static_cast<int>(rng() % 6);
+    int64_t t = int64_t{1000000} * (rng() % 1000);
+    for (int k = 0; k < length; ++k) {
+      // The first 11 activities follow one pattern; the rest vary.
+      const int a = k < 11 ? (k * 7) % num_activities
+                           : static_cast<int>(rng() % num_activities);
+      t += int64_t{1000000} * (rng() % 100);
+      b.AddEvent(id, "act " + std::to_string(a), Timestamp{t}, "",
+                 Lifecycle::kNone, 0);
+    }
+  }
+  return std::move(b).Build();
+}
+
+// numpy.percentile's linear interpolation on a sorted copy.
+double NaivePercentile(std::vector<int64_t> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return (v[lo] + (v[hi] - v[lo]) * (pos - lo)) / 1e6;
+}
+
+void ExpectStats(const DurationStats& s, const std::vector<int64_t>& gaps) {
+  ASSERT_EQ(s.count, static_cast<int64_t>(gaps.size()));
+  if (gaps.empty()) {
+    EXPECT_FALSE(s.mean.has_value());
+    return;
+  }
+  int64_t sum = 0;
+  for (int64_t g : gaps) sum += g;
+  EXPECT_DOUBLE_EQ(*s.mean, static_cast<double>(sum) / gaps.size() / 1e6);
+  EXPECT_NEAR(*s.median, NaivePercentile(gaps, 0.5), 1e-9);
+  EXPECT_NEAR(*s.p90, NaivePercentile(gaps, 0.9), 1e-9);
+  EXPECT_DOUBLE_EQ(*s.min, *std::min_element(gaps.begin(), gaps.end()) / 1e6);
+  EXPECT_DOUBLE_EQ(*s.max, *std::max_element(gaps.begin(), gaps.end()) / 1e6);
+}
+
+// DFG and time in activity against maps of names built here from the raw
+// events, for a log that fits the per-pair arrays (20 activities) and one
+// that does not (300 activities: 90,000 pairs).
+TEST(AnalyticsFollows, JointAndSeparateMatchNaiveCounts) {
+  for (int num_activities : {20, 300}) {
+    SCOPED_TRACE(num_activities);
+    EventLog log = RandomLog(num_activities, 3000, 11);
+    std::map<std::pair<std::string, std::string>, std::vector<int64_t>> pairs;
+    std::map<std::string, std::vector<int64_t>> after;
+    std::map<std::string, int64_t> events;
+    for (int32_t c = 0; c < log.num_cases(); ++c) {
+      for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+        const std::string& a = log.activity_name(log.activity(e));
+        ++events[a];
+        after[a];
+        if (e + 1 == log.case_end(c)) continue;
+        const int64_t gap = log.time(e + 1).micros - log.time(e).micros;
+        pairs[{a, log.activity_name(log.activity(e + 1))}].push_back(gap);
+        after[a].push_back(gap);
+      }
+    }
+    // Expected edge order: count descending, then from, then to.
+    std::vector<std::pair<std::string, std::string>> order;
+    for (const auto& [key, gaps] : pairs) order.push_back(key);
+    std::stable_sort(order.begin(), order.end(), [&](const auto& x,
+                                                     const auto& y) {
+      return pairs[x].size() > pairs[y].size();
+    });
+    FollowsAnalysis joint = DirectlyFollowsAndTimes(log);
+    Dfg alone = DirectlyFollows(log);
+    std::vector<ActivityTime> times = TimeInActivity(log);
+    for (const Dfg* dfg : {&joint.dfg, &alone}) {
+      ASSERT_EQ(dfg->edges.size(), order.size());
+      for (size_t i = 0; i < order.size(); ++i) {
+        const DfgEdge& edge = dfg->edges[i];
+        EXPECT_EQ(edge.from, order[i].first);
+        EXPECT_EQ(edge.to, order[i].second);
+        EXPECT_EQ(edge.count, static_cast<int64_t>(pairs[order[i]].size()));
+        ExpectStats(edge.duration, pairs[order[i]]);
+      }
+    }
+    EXPECT_EQ(joint.dfg.start_activities, alone.start_activities);
+    EXPECT_EQ(joint.dfg.end_activities, alone.end_activities);
+    for (const std::vector<ActivityTime>* t : {&joint.time_in_activity,
+                                               &times}) {
+      ASSERT_EQ(t->size(), after.size());
+      size_t i = 0;
+      for (const auto& [name, gaps] : after) {  // std::map: by name
+        const ActivityTime& at = (*t)[i++];
+        EXPECT_EQ(at.activity, name);
+        EXPECT_EQ(at.events, events[name]);
+        ExpectStats(at.duration, gaps);
+      }
+    }
+  }
+}
+
+// Variants against a map of name sequences built here, with sequences
+// longer than the prefix the sort packs into 64 bits and equal on it.
+TEST(AnalyticsVariants, LongTiedSequencesMatchNaiveOrder) {
+  for (int num_activities : {5, 40, 300}) {
+    SCOPED_TRACE(num_activities);
+    EventLog log = RandomLog(num_activities, 4000, 5);
+    std::map<std::vector<std::string>, std::pair<int64_t, std::string>> seen;
+    for (int32_t c = 0; c < log.num_cases(); ++c) {
+      std::vector<std::string> seq;
+      for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+        seq.push_back(log.activity_name(log.activity(e)));
+      }
+      auto [it, added] = seen.try_emplace(seq, 0, log.case_id(c));
+      ++it->second.first;
+    }
+    // std::map iterates sequences in lexicographic order of names; a
+    // stable sort by count keeps it among equal counts.
+    std::vector<std::vector<std::string>> order;
+    for (const auto& [seq, v] : seen) order.push_back(seq);
+    std::stable_sort(order.begin(), order.end(), [&](const auto& x,
+                                                     const auto& y) {
+      return seen[x].first > seen[y].first;
+    });
+    std::vector<Variant> v = Variants(log);
+    ASSERT_EQ(v.size(), order.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      EXPECT_EQ(v[i].activities, order[i]) << i;
+      EXPECT_EQ(v[i].count, seen[order[i]].first) << i;
+      EXPECT_EQ(v[i].example_case, seen[order[i]].second) << i;
+    }
+  }
 }
 
 TEST(AnalyticsSmall, TimeInActivity) {

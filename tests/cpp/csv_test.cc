@@ -217,6 +217,29 @@ TEST(CsvReader, LongInputCrossesRefillsIntact) {
   EXPECT_EQ(lines[39999], 2 + 2 * 39999);
 }
 
+TEST(CsvReader, HeaderCutByTheFirstRefillIsReadWhole) {
+  // Found by fuzz/csv_fuzz.cc: blank lines fill the first 256 KiB chunk up
+  // to the middle of the header, so the header is parsed twice; the second
+  // pass used to check itself against the half header of the first and
+  // failed with "record has 3 fields (expected 2, ...)".
+  const size_t blank = (size_t{1} << 18) - 6;
+  std::string text = std::string(blank, '\n') + "id,state,total\nA-1,new,5\n";
+  CsvOptions options;
+  options.delimiter = ',';
+  auto r = FromText(text, options);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->header(), (std::vector<std::string>{"id", "state", "total"}));
+  std::vector<int64_t> lines;
+  std::string error;
+
+  auto rows = ReadAll(*r, &lines, &error);
+
+  EXPECT_EQ(error, "");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"A-1", "new", "5"}));
+  EXPECT_EQ(lines[0], static_cast<int64_t>(blank) + 2);
+}
+
 TEST(CsvReader, UnterminatedQuoteNamesLineAndColumn) {
   auto r = FromText("a,b\n1,2\n3,\"oops\n4,5\n");
   std::string error;

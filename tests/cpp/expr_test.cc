@@ -1021,5 +1021,55 @@ TEST(Expr, C18SalesOrderTotalOfLinesIsExact) {
   EXPECT_EQ(FormatReads(reads), "total=0.30");
 }
 
+TEST(ExprAnalysis, ConjunctsFlattenNestedAnd) {
+  auto e = Expression::ParseCondition(
+      "amount > 5 and (tier == 'gold' and vip) and (count < 2 or vip)",
+      TestSchema());
+  ASSERT_TRUE(e.ok());
+  auto single = Expression::ParseCondition("amount > 5 or vip",
+                                           TestSchema());
+
+  std::vector<std::string> parts = e->Conjuncts();
+
+  EXPECT_EQ((std::vector<std::string>{"amount > 5", "tier == 'gold'", "vip",
+                                      "(count < 2 or vip)"}),
+            parts);
+  EXPECT_EQ(std::vector<std::string>{"amount > 5 or vip"},
+            single->Conjuncts());
+}
+
+TEST(ExprAnalysis, DnfPushesNotThroughNullRules) {
+  auto e = Expression::ParseCondition("not (amount < 5 and tier == 'gold')",
+                                      TestSchema());
+  ASSERT_TRUE(e.ok());
+
+  auto dnf = e->ToDnf();
+
+  // not (a and b) == (not a) or (not b); not (amount < 5) also holds for
+  // a null amount, not (tier == 'gold') for a null tier.
+  ASSERT_EQ(2u, dnf.size());
+  ASSERT_EQ(1u, dnf[0].size());
+  EXPECT_EQ("amount", dnf[0][0].name);
+  EXPECT_EQ(ConditionAtom::Set::kAbove, dnf[0][0].set);
+  EXPECT_TRUE(dnf[0][0].inclusive);
+  EXPECT_TRUE(dnf[0][0].null_ok);
+  EXPECT_EQ(ConditionAtom::Set::kNotIn, dnf[1][0].set);
+  EXPECT_TRUE(dnf[1][0].null_ok);
+  EXPECT_EQ(Value::Text("gold"), dnf[1][0].values[0]);
+}
+
+TEST(ExprAnalysis, UnmodelledPartsAreOpaque) {
+  auto e = Expression::ParseCondition("len(tier) > 2 or amount * 2 > 3",
+                                      TestSchema());
+  ASSERT_TRUE(e.ok());
+
+  auto dnf = e->ToDnf();
+
+  ASSERT_EQ(2u, dnf.size());
+  EXPECT_TRUE(dnf[0][0].opaque);
+  EXPECT_EQ("len(tier) > 2", dnf[0][0].source);
+  EXPECT_TRUE(dnf[1][0].opaque);
+}
+
 }  // namespace
 }  // namespace crmflow

@@ -193,6 +193,59 @@ TEST(ImportEventLog, C13QuotedSemicolonFileGivesOneCaseOfTwoEvents) {
   EXPECT_EQ(txn->state, "resolved");
 }
 
+// The importer keeps events as compact records grouped by case after
+// reading: cases whose rows interleave, ties at one instant (kept in file
+// order) and texts shared between events (interned once) must come out as
+// if each case had been read alone.
+TEST(ImportEventLog, InterleavedCasesWithTiesKeepFileOrderAndTheirTexts) {
+  auto engine = NewEngine();
+  Register(*engine, ServiceRequestFlow());
+  EventLogMapping mapping = ServiceRequestMapping();
+  mapping.common.customer_column = "customer";
+  mapping.actor_column = "actor";
+  const std::string csv =
+      "case_id,activity,timestamp,comment,customer,actor\n"
+      "B,Opened,2026-01-01T10:00:00Z,same,C-2,ann\n"
+      "A,Resolved,2026-01-01T09:00:00Z,,C-1,bob\n"
+      "A,Opened,2026-01-01T09:00:00Z,same,C-9,ann\n"
+      "B,Resolved,2026-01-01T09:30:00Z,late,C-2,ann\n"
+      "A,Resolved,2026-01-01T08:00:00Z,first,C-1,cy\n";
+
+  auto reader = Reader(csv);
+  auto summary = ImportEventLog(*engine, *reader, mapping);
+
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->rows, 5);
+  EXPECT_EQ(summary->created, 2);
+  // A, by time then file row: Resolved 08:00 (line 6), Resolved 09:00
+  // (line 3), Opened 09:00 (line 4); both resolves deviate (nothing is
+  // open yet).
+  auto order = ReplayedOrder(*engine, "service_request");
+  ASSERT_EQ(order["A"].size(), 3u);
+  EXPECT_EQ(order["A"][0].event, "resolve");
+  EXPECT_EQ(order["A"][0].micros, order["A"][1].micros - 3600 * kSecond);
+  EXPECT_TRUE(order["A"][1].deviation);
+  EXPECT_EQ(order["A"][2].event, "open");
+  EXPECT_FALSE(order["A"][2].deviation);
+  // B: Resolved 09:30 comes before Opened 10:00.
+  ASSERT_EQ(order["B"].size(), 2u);
+  EXPECT_EQ(order["B"][0].event, "resolve");
+  EXPECT_EQ(order["B"][1].event, "open");
+  // The creation takes the customer of the case's first row in the file,
+  // and each event keeps its own actor and payload.
+  auto a = engine->Get("A");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->customer_id, "C-1");
+  auto b = engine->Get("B");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->customer_id, "C-2");
+  std::vector<HistoryRow> rows = CaseHistory(*engine, "B");
+  ASSERT_EQ(rows.size(), 2u);  // created by the first event, then open
+  EXPECT_EQ(rows[1].event, "open");
+  EXPECT_EQ(rows[1].actor, "ann");
+  EXPECT_EQ(rows[1].payload, "{\"comment\":\"same\"}");
+}
+
 TEST(ImportEventLog, SqliteStoreReimportOfC13IsSkipped) {
   std::string path = ::testing::TempDir() + "/importer_test_c13.db";
   std::remove(path.c_str());

@@ -244,16 +244,59 @@ TEST(Rules, RejectsUnknownNames) {
   Status st = engine->rules().Add(
       MakeRule("x", RuleTrigger::kEvent, "sumbit", "", "fire approve"));
 
-  EXPECT_EQ("rule \"x\": unknown event \"sumbit\" of kind \"sales_order\"",
-            st.message());
-  EXPECT_FALSE(engine->rules()
-                   .Add(MakeRule("y", RuleTrigger::kCreated, "", "",
-                                 "set nope = 1"))
-                   .ok());
-  EXPECT_FALSE(engine->rules()
-                   .Add(MakeRule("z", RuleTrigger::kCreated, "", "totl > 1",
-                                 ""))
-                   .ok());
+  EXPECT_EQ(
+      "rule \"x\": unknown event \"sumbit\" of kind \"sales_order\" "
+      "(known: submit, approve)",
+      st.message());
+  EXPECT_EQ("rule \"y\": action 1: unknown attribute \"nope\" of kind "
+            "\"sales_order\"",
+            engine->rules()
+                .Add(MakeRule("y", RuleTrigger::kCreated, "", "",
+                              "set nope = 1"))
+                .message());
+  EXPECT_EQ("rule \"z\": condition on kind \"sales_order\": column 1: "
+            "unknown name \"totl\" (known: line1, line2, total, tax, team, "
+            "count)",
+            engine->rules()
+                .Add(MakeRule("z", RuleTrigger::kCreated, "", "totl > 1", ""))
+                .message());
+  EXPECT_EQ("rule \"s\": unknown state \"sent\" of kind \"sales_order\" "
+            "(known: draft, submitted, approved)",
+            engine->rules()
+                .Add(MakeRule("s", RuleTrigger::kEntered, "sent", "", ""))
+                .message());
+  EXPECT_EQ("rule \"c\": unknown attribute \"totl\" of kind "
+            "\"sales_order\" (known: line1, line2, total, tax, team, count)",
+            engine->rules()
+                .Add(MakeRule("c", RuleTrigger::kChanged, "totl", "", ""))
+                .message());
+  // Nothing refused was stored.
+  EXPECT_TRUE(engine->rules().rules().empty());
+}
+
+TEST(Rules, ValidateReportsWhatAddWouldRefuse) {
+  auto engine = OpenEngine("");
+  ASSERT_TRUE(engine->rules()
+                  .Add(MakeRule("late", RuleTrigger::kEntered, "submitted",
+                                "tax > 1", "fire approve"))
+                  .ok());
+  ASSERT_TRUE(engine->rules().Validate().empty());
+  // Version 2 drops the state "submitted" and the attribute "tax".
+  Workflow v2("sales_order", 2);
+  ASSERT_TRUE(v2.AddState("draft", StateRole::kInitial).ok());
+  ASSERT_TRUE(v2.AddState("approved", StateRole::kTerminal).ok());
+  ASSERT_TRUE(v2.AddTransition({"approve", "draft", "approved"}).ok());
+  ASSERT_TRUE(v2.AddAttribute({"total", ValueType::kDecimal, false}).ok());
+  ASSERT_TRUE(engine->Register(std::move(v2), "{}").ok());
+
+  std::vector<std::string> problems = engine->rules().Validate();
+  Status again = engine->rules().Add(engine->rules().rules()[0]);
+
+  ASSERT_EQ(1u, problems.size());
+  EXPECT_EQ("rule \"late\": unknown state \"submitted\" of kind "
+            "\"sales_order\" (known: draft, approved)",
+            problems[0]);
+  EXPECT_EQ(problems[0], again.message());
 }
 
 TEST_F(RulesFileTest, RulesAndDecimalsSurviveAReopen) {
@@ -311,6 +354,149 @@ TEST_F(RulesFileTest, CreateAndNotifyActions) {
   ASSERT_TRUE(child.ok()) << child.status().ToString();
   EXPECT_EQ("SO-1", child->parent_id);
   EXPECT_EQ("7", Text(*engine, "SO-1/follow-up", "line1"));
+}
+
+TEST(ConditionSet, SharesOperandsAndMatchesEachConditionAlone) {
+  ExprSchema schema;
+  schema.attributes = {{"amount", ValueType::kDecimal},
+                       {"tier", ValueType::kText}};
+  std::vector<std::string> texts = {
+      "amount > 100 and tier == 'gold'", "amount > 500 and tier == 'gold'",
+      "tier == 'gold' or amount > 900", "", "amount / 0 > 1 and false"};
+  auto set = ConditionSet::Compile(
+      {texts[0], texts[1], texts[2], texts[3]}, schema);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  Attributes rec = {{"amount", Value::Dec(Dec("300.50"))},
+                    {"tier", Value::Text("gold")}};
+  EvalContext ctx;
+  ctx.attributes = &rec;
+
+  uint8_t hit[4];
+  ASSERT_TRUE(set->Evaluate(ctx, hit).ok());
+  auto bad = ConditionSet::Compile({texts[0], texts[4]}, schema);
+  uint8_t two[2];
+
+  // amount > 100, amount > 500, tier == 'gold' (shared), the "or" whole.
+  EXPECT_EQ(4u, set->operand_count());
+  EXPECT_EQ(1, hit[0]);  // 300.50 > 100 and gold
+  EXPECT_EQ(0, hit[1]);  // 300.50 <= 500
+  EXPECT_EQ(1, hit[2]);
+  EXPECT_EQ(1, hit[3]);  // "" always holds
+  ASSERT_TRUE(bad.ok());
+  Status st = bad->Evaluate(ctx, two);
+  EXPECT_EQ("condition 2: column 8: division by zero", st.message());
+  EXPECT_EQ("condition 2: column 1: unknown name \"amout\" (known: amount, "
+            "tier)",
+            ConditionSet::Compile({"tier == 'x'", "amout > 1"}, schema)
+                .status()
+                .message());
+}
+
+TEST(ConditionSet, DefaultConstructedIsEmpty) {
+  // An empty set has no conditions (its offsets hold just the leading 0).
+  ConditionSet empty;
+  EXPECT_EQ(0u, empty.size());
+  EXPECT_EQ(0u, empty.operand_count());
+}
+
+TEST(Rules, TraceRendersTheValuesEachConditionRead) {
+  auto engine = OpenEngine("");
+  CreateOrder(*engine, "SO-1", "600", "0");
+  // Both read line1 > 100 (shared); only the second reaches line2.
+  ASSERT_TRUE(engine->rules()
+                  .Add(MakeRule("a", RuleTrigger::kEvent, "submit",
+                                "line1 > 100 and line1 > 1000", ""))
+                  .ok());
+  ASSERT_TRUE(engine->rules()
+                  .Add(MakeRule("b", RuleTrigger::kEvent, "submit",
+                                "line1 > 100 and line2 == 0", ""))
+                  .ok());
+
+  ASSERT_TRUE(engine->Fire("SO-1", "submit", {}).ok());
+  auto trace = engine->rules().Trace("SO-1");
+
+  ASSERT_EQ(2u, trace.size());
+  EXPECT_EQ("not matched", trace[0].outcome);
+  EXPECT_EQ("line1=600", trace[0].reads);
+  EXPECT_EQ("fired", trace[1].outcome);
+  EXPECT_EQ("line1=600, line2=0", trace[1].reads);
+  EXPECT_EQ("event submit", trace[1].trigger);
+  EXPECT_LT(trace[0].seq, trace[1].seq);
+}
+
+TEST(ConditionSet, AgreesWithEachConditionEvaluatedAlone) {
+  // A differential check: the set's shared operands and direct
+  // comparisons against the general evaluator, on values around the
+  // literals, nulls, integers in a decimal attribute and wrong types.
+  ExprSchema schema;
+  schema.attributes = {{"amount", ValueType::kDecimal},
+                       {"qty", ValueType::kInteger},
+                       {"tier", ValueType::kText},
+                       {"vip", ValueType::kBoolean},
+                       {"due", ValueType::kTimestamp}};
+  std::vector<std::string> texts;
+  for (const char* op : {"==", "!=", "<", "<=", ">", ">="}) {
+    std::string o = op;
+    texts.push_back("amount " + o + " 10.5");
+    texts.push_back("amount " + o + " 10");
+    texts.push_back("qty " + o + " 3");
+    texts.push_back("qty " + o + " 2.5");
+    texts.push_back("tier " + o + " 'gold'");
+    texts.push_back("due " + o + " @2026-03-01");
+    texts.push_back("amount " + o + " 10 and tier " + o + " 'gold'");
+  }
+  texts.push_back("vip == true");
+  texts.push_back("vip != false and qty > 1");
+  auto set = ConditionSet::Compile(texts, schema);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  std::vector<Value> amounts = {Value(), Value::Dec(Dec("10.5")),
+                                Value::Dec(Dec("10.50")),
+                                Value::Dec(Dec("10.499")), Value::Integer(10),
+                                Value::Integer(11)};
+  std::vector<Value> qtys = {Value(), Value::Integer(2), Value::Integer(3),
+                             Value::Integer(4)};
+  std::vector<Value> tiers = {Value(), Value::Text("gold"),
+                              Value::Text("Gold"), Value::Text("silver")};
+  std::vector<Value> dues = {Value(), Value::Time(At(1, 0)),
+                             Value::Time(At(1, 1))};
+  Timestamp march1 = Timestamp::FromCivilUtc(2026, 3, 1, 0, 0, 0, 0).value();
+  dues.push_back(Value::Time(march1));
+  int checked = 0;
+  for (const Value& a : amounts) {
+    for (const Value& q : qtys) {
+      for (const Value& t : tiers) {
+        for (const Value& d : dues) {
+          Attributes rec;
+          // Out of schema order, so the lookup hint misses sometimes.
+          if (!d.is_null()) rec.emplace_back("due", d);
+          if (!a.is_null()) rec.emplace_back("amount", a);
+          if (!q.is_null()) rec.emplace_back("qty", q);
+          if (!t.is_null()) rec.emplace_back("tier", t);
+          rec.emplace_back("vip", Value::Bool(q.is_null()));
+          EvalContext ctx;
+          ctx.attributes = &rec;
+          std::vector<uint8_t> hit(set->size());
+          ASSERT_TRUE(set->Evaluate(ctx, hit.data()).ok());
+          for (size_t i = 0; i < texts.size(); ++i) {
+            auto alone = Expression::ParseCondition(texts[i], schema);
+            auto want = alone->EvaluateCondition(ctx);
+            ASSERT_TRUE(want.ok());
+            ASSERT_EQ(*want ? 1 : 0, hit[i]) << texts[i];
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(6 * 4 * 4 * 4 * 44, checked);
+  // A text where a decimal is declared fails as the evaluator does.
+  Attributes wrong = {{"amount", Value::Text("x")}};
+  EvalContext ctx;
+  ctx.attributes = &wrong;
+  std::vector<uint8_t> hit(set->size());
+  EXPECT_EQ("condition 1: column 1: amount holds text \"x\" (declared "
+            "decimal)",
+            set->Evaluate(ctx, hit.data()).message());
 }
 
 }  // namespace

@@ -190,5 +190,191 @@ TEST(Workflow, DotEscapesNames) {
             std::string::npos);
 }
 
+// Guard overlap: two "approve" transitions from "created" with the given
+// guards, over attributes of every analysed type.
+std::vector<Problem> GuardProblems(std::vector<std::string> first,
+                                   std::vector<std::string> second) {
+  Workflow wf = Orders();
+  EXPECT_TRUE(wf.AddAttribute({"amount", ValueType::kDecimal}).ok());
+  EXPECT_TRUE(wf.AddAttribute({"qty", ValueType::kInteger}).ok());
+  EXPECT_TRUE(wf.AddAttribute({"tier", ValueType::kText}).ok());
+  EXPECT_TRUE(wf.AddAttribute({"vip", ValueType::kBoolean}).ok());
+  EXPECT_TRUE(wf.AddAttribute({"due", ValueType::kTimestamp}).ok());
+  EXPECT_TRUE(wf.AddTransition({"approve", "created", "approved",
+                                std::move(first)}).ok());
+  EXPECT_TRUE(wf.AddTransition({"approve", "created", "closed",
+                                std::move(second)}).ok());
+  return wf.Validate();
+}
+
+// Returns the message of the only guard problem, "" when there is none.
+std::string GuardMessage(const std::vector<Problem>& problems,
+                         Problem::Kind kind) {
+  std::string out;
+  int count = 0;
+  for (const Problem& p : problems) {
+    if (p.kind == Problem::Kind::kOverlappingGuards ||
+        p.kind == Problem::Kind::kUnprovenExclusive ||
+        p.kind == Problem::Kind::kInvalidGuard) {
+      ++count;
+      if (p.kind == kind) out = p.message;
+    }
+  }
+  return count == 1 ? out : "";
+}
+
+bool Overlaps(const std::string& a, const std::string& b,
+              const std::string& witness) {
+  std::string m = GuardMessage(GuardProblems({"expr: " + a}, {"expr: " + b}),
+                               Problem::Kind::kOverlappingGuards);
+  return m.find("e.g. " + witness + " (") != std::string::npos;
+}
+
+bool Exclusive(const std::string& a, const std::string& b) {
+  for (const Problem& p : GuardProblems({"expr: " + a}, {"expr: " + b})) {
+    if (p.kind == Problem::Kind::kOverlappingGuards ||
+        p.kind == Problem::Kind::kUnprovenExclusive) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST(WorkflowGuards, TouchingClosedBoundsOverlapAtTheBound) {
+  auto problems = GuardProblems({"expr: amount <= 1000"},
+                                {"expr: amount >= 1000"});
+
+  std::string m = GuardMessage(problems, Problem::Kind::kOverlappingGuards);
+
+  EXPECT_EQ(m,
+            "state \"created\": event \"approve\": guards of transition #4 "
+            "to \"approved\" (expr: amount <= 1000) and transition #5 to "
+            "\"closed\" (expr: amount >= 1000) can both hold, e.g. amount = "
+            "1000 (the first declared wins)");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].severity, Problem::Severity::kWarning);
+  EXPECT_EQ(problems[0].state, "created");
+  EXPECT_EQ(problems[0].event, "approve");
+}
+
+TEST(WorkflowGuards, OpenBoundsAreExclusive) {
+  EXPECT_TRUE(Exclusive("amount <= 1000", "amount > 1000"));
+  EXPECT_TRUE(Exclusive("amount < 1000", "amount >= 1000"));
+  EXPECT_TRUE(Exclusive("1000 > amount", "amount >= 1000"));
+  // Dense decimals: a point strictly between two open bounds.
+  EXPECT_TRUE(
+      Overlaps("amount < 1000.01", "amount > 1000", "amount = 1000.001"));
+  // Integers are discrete: nothing lies strictly between 5 and 6.
+  EXPECT_TRUE(Exclusive("qty > 5 and qty < 6", "qty >= 0"));
+  EXPECT_TRUE(Overlaps("qty > 5", "qty < 7", "qty = 6"));
+  EXPECT_TRUE(Exclusive("qty > 5.5", "qty < 6"));
+}
+
+TEST(WorkflowGuards, DecimalsCompareByValue) {
+  EXPECT_TRUE(Overlaps("amount == 0.1", "amount == 0.10", "amount = 0.1"));
+  EXPECT_TRUE(Exclusive("amount == 0.1", "amount == 0.11"));
+  EXPECT_TRUE(Exclusive("amount in [0.1, 0.2]", "amount not in [0.10, 0.20]"));
+  EXPECT_TRUE(Overlaps("qty == 3", "qty >= 3.0", "qty = 3"));
+}
+
+TEST(WorkflowGuards, AndOrNot) {
+  EXPECT_TRUE(Exclusive("amount > 100 and tier == 'gold'",
+                        "amount > 100 and tier == 'silver'"));
+  EXPECT_TRUE(Overlaps("amount > 100 and tier == 'gold'",
+                       "amount < 50 or tier == 'gold'",
+                       "amount = 101, tier = 'gold'"));
+  // not (amount < 5) also holds for a null amount, as the evaluator says.
+  EXPECT_TRUE(Overlaps("not (amount < 5)", "amount == null", "amount = null"));
+  EXPECT_TRUE(Exclusive("not (amount < 5 or tier == 'gold')",
+                        "tier == 'gold'"));
+  EXPECT_TRUE(Exclusive("vip", "not vip"));
+  EXPECT_TRUE(Overlaps("vip or qty > 1", "not vip", "qty = 2, vip = false"));
+  // x != 5 holds for a null x; x == 5 does not.
+  EXPECT_TRUE(Overlaps("qty != 5", "qty == null", "qty = null"));
+  EXPECT_TRUE(Exclusive("qty == 5", "qty == null"));
+}
+
+TEST(WorkflowGuards, InListsAndTextCase) {
+  EXPECT_TRUE(Exclusive("tier in ['gold', 'silver']", "tier == 'bronze'"));
+  EXPECT_TRUE(Overlaps("tier in ['gold', 'silver']",
+                       "tier in ['bronze', 'silver']", "tier = 'silver'"));
+  EXPECT_TRUE(Exclusive("tier in ['gold', 'silver']",
+                        "tier not in ['gold', 'silver']"));
+  // Text compares exactly: 'Gold' is not 'gold'.
+  EXPECT_TRUE(Exclusive("tier == 'Gold'", "tier == 'gold'"));
+  EXPECT_TRUE(Overlaps("tier != 'gold'", "tier != 'silver'",
+                       "tier = 'other'"));
+  EXPECT_TRUE(Overlaps("tier not in ['gold', null]", "tier != 'other'",
+                       "tier = 'other1'"));
+}
+
+TEST(WorkflowGuards, Timestamps) {
+  EXPECT_TRUE(Exclusive("due < @2026-02-02", "due >= @2026-02-02"));
+  EXPECT_TRUE(Overlaps("due <= @2026-02-02", "due >= @2026-02-02",
+                       "due = @2026-02-02T00:00:00Z"));
+}
+
+TEST(WorkflowGuards, UnanalysableGuardsAreUnprovenNotes) {
+  auto calls = GuardProblems({"expr: lower(tier) == 'gold'"},
+                             {"expr: tier == 'silver'"});
+  auto python = GuardProblems({"is_vip"}, {"expr: amount > 5"});
+  auto arithmetic = GuardProblems({"expr: amount + qty > 5"},
+                                  {"expr: amount < 0"});
+
+  std::string m = GuardMessage(calls, Problem::Kind::kUnprovenExclusive);
+  EXPECT_NE(m.find("cannot prove transition #4 to \"approved\" (expr: "
+                   "lower(tier) == 'gold') and transition #5"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("(cannot analyse lower(tier) == 'gold')"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(GuardMessage(python, Problem::Kind::kUnprovenExclusive)
+                .find("(cannot analyse guard \"is_vip\")"),
+            std::string::npos);
+  EXPECT_NE(GuardMessage(arithmetic, Problem::Kind::kUnprovenExclusive),
+            "");
+  EXPECT_EQ(ProblemSeverity(Problem::Kind::kUnprovenExclusive),
+            Problem::Severity::kInfo);
+  // Notes do not make a workflow invalid.
+  Workflow wf = Orders();
+  ASSERT_TRUE(wf.AddTransition({"approve", "created", "approved", {"a"}}).ok());
+  ASSERT_TRUE(wf.AddTransition({"approve", "created", "closed", {"b"}}).ok());
+  EXPECT_TRUE(wf.CheckValid().ok());
+}
+
+TEST(WorkflowGuards, ExclusiveDespiteAnOpaquePart) {
+  // The analysed parts already contradict each other.
+  EXPECT_TRUE(Exclusive("amount > 10 and contains(tier, 'g')",
+                        "amount < 5"));
+}
+
+TEST(WorkflowGuards, IdenticalOpaqueGuardsOverlap) {
+  auto problems = GuardProblems({"is_vip"}, {"is_vip"});
+
+  EXPECT_NE(GuardMessage(problems, Problem::Kind::kOverlappingGuards)
+                .find("e.g. whenever they pass"),
+            std::string::npos);
+}
+
+TEST(WorkflowGuards, InvalidGuardIsAnError) {
+  auto problems = GuardProblems({"expr: amout > 5"}, {"expr: amount < 5"});
+
+  std::string m = GuardMessage(problems, Problem::Kind::kInvalidGuard);
+
+  EXPECT_NE(m.find("guard \"expr: amout > 5\": column 1: unknown name "
+                   "\"amout\""),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(ProblemSeverity(Problem::Kind::kInvalidGuard),
+            Problem::Severity::kError);
+}
+
+TEST(WorkflowGuards, LaterUnguardedFallbackIsFine) {
+  auto problems = GuardProblems({"expr: amount <= 1000"}, {});
+
+  EXPECT_TRUE(problems.empty());
+}
+
 }  // namespace
 }  // namespace crmflow

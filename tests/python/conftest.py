@@ -21,8 +21,11 @@ SHARED_DATA = pathlib.Path(
 UTC = datetime.timezone.utc
 
 # Subprocesses (CLI, notebook kernels, workers) run in other directories:
-# make them import the same crmflow as this process.
-_PACKAGE_PARENT = str(pathlib.Path(crmflow.__file__).resolve().parents[1])
+# make them import the same crmflow as this process.  The package folder
+# is taken as it was imported, not with its links resolved: a development
+# build (scripts/dev-build --dir) is a folder of links to python/crmflow
+# beside its own compiled module.
+_PACKAGE_PARENT = str(pathlib.Path(os.path.abspath(crmflow.__file__)).parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_PACKAGE_PARENT]
     + [

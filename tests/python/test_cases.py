@@ -244,11 +244,13 @@ _C12_READER = textwrap.dedent(
 
 
 class TestC12ConcurrentWriters:
-    def test_four_writers_one_reader(self, db_path, tmp_path):
+    def test_eight_writers_one_reader(self, db_path, tmp_path):
         """
-        C12: 4 processes x 250 fires plus a reader: no locked error,
-        1000 new history rows, all in open, integrity ok.
+        C12 (run with 8 writers, twice the case's 4): 8 processes x
+        125 fires plus a reader: no locked error, 1000 new history rows,
+        all in open, integrity ok.
         """
+        writers, per_writer = 8, 125
         wf = crmflow.Workflow("ticket")
         wf.add_state("new", "initial")
         wf.add_state("open")
@@ -258,8 +260,8 @@ class TestC12ConcurrentWriters:
         with crmflow.Engine(db_path) as e:
             e.register(wf)
             with e.transaction():
-                for w in range(4):
-                    for i in range(250):
+                for w in range(writers):
+                    for i in range(per_writer):
                         e.create("ticket", f"W{w}-{i:03d}")
             before = len(e.history())
         stop = str(tmp_path / "stop")
@@ -270,16 +272,17 @@ class TestC12ConcurrentWriters:
             stdout=subprocess.PIPE, text=True, env=env)
         workers = [
             subprocess.Popen(
-                [sys.executable, "-c", _C12_WORKER, db_path, str(w), "250"],
+                [sys.executable, "-c", _C12_WORKER, db_path, str(w),
+                 str(per_writer)],
                 stdout=subprocess.PIPE, text=True, env=env)
-            for w in range(4)
+            for w in range(writers)
         ]
         results = [json.loads(p.communicate(timeout=120)[0])
                    for p in workers]
         open(stop, "w").close()
         read = json.loads(reader.communicate(timeout=120)[0])
 
-        assert [0] * 4 == [p.returncode for p in workers]
+        assert [0] * writers == [p.returncode for p in workers]
         assert [] == [x for r in results for x in r["errors"]]
         assert 1000 == sum(r["ok"] for r in results)
         assert [] == read["errors"]

@@ -251,10 +251,12 @@ class TestWhatIf:
         assert {"team", "state", "before", "after", "change"} == set(
             r.load.columns)
 
-    def test_reserved_fields(self):
+    def test_bad_rules_field(self):
         """
-        Rules and SLA policies are not supported yet and say so.
+        Scenario.rules must be rule dicts (tests/python/test_whatif.py
+        covers rules and SLA policies); anything else is refused, naming
+        the scenario.
         """
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(crmflow.InvalidArgumentError, match="'changed'"):
             analytics.what_if(_log(), _ticket_workflow(),
                               Scenario(_ticket_workflow(), rules=object()))

@@ -216,3 +216,38 @@ class TestCommandLineErrors:
             crm.get("\udcff\udcfe")
 
         assert "id" in str(info.value)
+
+
+class TestOpeningChangesNothing:
+    def test_reopening_keeps_every_row(self, tmp_path):
+        """
+        Opening a file re-registers its stored workflows; that must not
+        rewrite their rows (it used to stamp a new registration time on
+        every open, even for read-only commands such as crmflow show).
+        """
+        path = str(tmp_path / "o.db")
+        with crmflow.Engine(path) as e:
+            e.register(FLOW)
+        db = sqlite3.connect(path)
+        before = list(db.iterdump())
+        db.close()
+
+        with crmflow.Engine(path) as e:
+            assert ["w"] == e.kinds()
+
+        db = sqlite3.connect(path)
+        try:
+            assert before == list(db.iterdump())
+        finally:
+            db.close()
+
+    def test_bytes_that_are_not_utf8_give_a_crmflow_error(self, crm):
+        """
+        A bytes argument the binding passes on as text, quoted in the
+        core's message, gives the error (with the bytes escaped) rather
+        than a UnicodeDecodeError.
+        """
+        with pytest.raises(crmflow.NotFoundError) as info:
+            crmflow._core.Engine.workflow(crm, b"\xff\xfe")
+
+        assert "\\xff\\xfe" in str(info.value)

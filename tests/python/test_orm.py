@@ -42,6 +42,9 @@ _MODULE_TABLES = {
     "teams", "team_members", "routing_state", "assignments",  # Router
     "rules",                                                # add_rule
     "numbering", "counters",                                # set_numbering
+    "approval_requests", "approval_steps",                  # approvals
+    "approval_decisions", "approval_delegations",
+    "approval_matrices", "approval_matrix_bands", "approval_matrix_steps",
 }
 
 
@@ -91,6 +94,7 @@ def every_module(db_path, clock):
         router.add_team(routing.Team("desk", ["ann", "bob"]))
         e.create("service_request", attributes={"subject": "printer"})
         router.assign("SR-0001", team="desk")
+        assert e.approvals.open_requests().empty  # creates its tables
         clock.advance(hours=2)
         summary = desk.tick(clock.now)
         assert 1 == summary.fired

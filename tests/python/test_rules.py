@@ -244,7 +244,9 @@ class TestRules:
         problems = engine.validate_rules()
 
         assert 1 == len(problems)
-        assert problems[0].startswith('rule "total": action 1:')
+        assert problems[0].startswith(
+            'rule "total": action 1 on kind "sales_order": column 9:'
+        )
         assert 'unknown name "line2"' in problems[0]
 
     def test_bad_rule_is_refused(self):
@@ -256,8 +258,183 @@ class TestRules:
         with pytest.raises(crmflow.InvalidArgumentError) as e:
             engine.add_rule("x", "sales_order", when="totl > 1")
 
-        assert 'rule "x": condition: column 1: unknown name "totl"' in str(
-            e.value
+        assert (
+            'rule "x": condition on kind "sales_order": column 1: unknown '
+            'name "totl" (known: line1, line2, total, tax, team)'
+        ) == str(e.value)
+
+
+    @pytest.mark.parametrize(
+        "kwargs, message",
+        [
+            (
+                {"trigger": "event", "on": "sumbit"},
+                'rule "x": unknown event "sumbit" of kind "sales_order" '
+                "(known: submit, approve)",
+            ),
+            (
+                {"trigger": "entered", "on": "sent"},
+                'rule "x": unknown state "sent" of kind "sales_order" '
+                "(known: draft, submitted, approved)",
+            ),
+            (
+                {"trigger": "changed", "on": "totl"},
+                'rule "x": unknown attribute "totl" of kind "sales_order" '
+                "(known: line1, line2, total, tax, team)",
+            ),
+            (
+                {"trigger": "created", "actions": ["fire aprove"]},
+                'rule "x": action 1: unknown event "aprove" of kind '
+                '"sales_order"',
+            ),
+        ],
+    )
+    def test_unknown_names_are_refused_and_stored_nothing(
+        self, kwargs, message
+    ):
+        """
+        A rule naming an unknown event, state or attribute is refused with
+        a message naming the rule, the kind and the name; nothing is
+        stored.
+        """
+        engine = _engine()
+
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            engine.add_rule("x", "sales_order", **kwargs)
+
+        assert message == str(e.value)
+        assert [] == engine.rules()
+
+    def test_validate_gives_the_message_add_would_give(self):
+        """
+        After a new version drops a state, validate_rules reports the rule
+        with the message add_rule now refuses it with; Python rules on a
+        dropped state are reported too.
+        """
+        engine = _engine()
+        engine.add_rule("late", "sales_order", trigger="entered",
+                        on="submitted", actions=["set team = 'late'"])
+
+        @engine.rule("py", kind="sales_order", on="left:submitted",
+                     when="total > 1")
+        def act(ctx):
+            pass
+
+        newer = dict(ORDER, version=2)
+        newer["states"] = [s for s in ORDER["states"]
+                           if s["name"] != "submitted"]
+        newer["transitions"] = [
+            {"event": "approve", "from": "draft", "to": "approved"}
+        ]
+        engine.register(newer)
+        problems = engine.validate_rules()
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            engine.add_rule(**{k: v for k, v in engine.rules()[0].items()
+                               if k in ("name", "kind", "trigger", "on")})
+
+        assert [
+            'rule "late": unknown state "submitted" of kind "sales_order" '
+            "(known: draft, approved)",
+            'rule "py": unknown state "submitted" of kind "sales_order" '
+            "(known: draft, approved)",
+        ] == problems
+        assert problems[0] == str(e.value)
+
+    def test_python_rule_with_unknown_names_is_refused(self):
+        """
+        A Python rule on an unknown state, or whose expression names an
+        unknown attribute, is refused under its own name.
+        """
+        engine = _engine()
+
+        with pytest.raises(crmflow.InvalidArgumentError) as state:
+            engine.rule("vip", kind="sales_order", on="entered:sent")
+        with pytest.raises(crmflow.InvalidArgumentError) as name:
+            engine.rule("vip", kind="sales_order", on="entered:*",
+                        when="totl > 1")
+
+        assert (
+            'rule "vip": unknown state "sent" of kind "sales_order" '
+            "(known: draft, submitted, approved)"
+        ) == str(state.value)
+        assert str(name.value).startswith(
+            'rule "vip": condition on kind "sales_order": column 1: '
+            'unknown name "totl"'
+        )
+        assert [] == engine.rules()
+
+
+class TestConditionSet:
+    ATTRS = {"amount": "decimal", "tier": "text"}
+
+    def test_counts_match_a_python_reference(self):
+        """
+        Match counts of shared-operand conditions equal those computed in
+        Python from the same records, decimals compared exactly.
+        """
+        conds = [f"amount > {k} and tier == 'gold'" for k in (0, 0.5, 2)]
+        records = [
+            {"amount": D("0.50"), "tier": "gold"},
+            {"amount": D("2"), "tier": "gold"},
+            {"amount": D("2.01"), "tier": "Gold"},
+            {"amount": None, "tier": "gold"},
+            {"tier": "silver"},
+        ]
+        expected = [
+            sum(
+                1
+                for r in records
+                if r.get("amount") is not None
+                and r["amount"] > D(str(k))
+                and r.get("tier") == "gold"
+            )
+            for k in (0, 0.5, 2)
+        ]
+
+        cs = crmflow.rules.ConditionSet(conds, self.ATTRS)
+
+        assert [2, 1, 0] == expected
+        assert expected == cs.count(records)
+        assert [6, 3, 0] == cs.count(records, passes=3)
+        assert 4 == cs.operand_count  # three bounds, one shared tier
+
+    def test_matrix_mixes_texts_and_callables(self):
+        """
+        A callable condition gets the record itself; the matrix has one
+        row per record.
+        """
+        records = [{"amount": D("5"), "tier": "gold"},
+                   {"amount": D("50"), "tier": "silver"}]
+        cs = crmflow.rules.ConditionSet(
+            ["amount >= 5", lambda r: r["tier"] == "silver"], self.ATTRS
+        )
+
+        m = cs.matrix(records)
+
+        assert (2, 2) == m.shape
+        assert [[True, False], [True, True]] == m.tolist()
+
+    def test_errors_name_condition_and_record(self):
+        """
+        A bad condition names its position; an evaluation error names the
+        record; an exception from a callable keeps its type.
+        """
+        with pytest.raises(crmflow.ParseError) as parse:
+            crmflow.rules.ConditionSet(
+                [lambda r: True, "amout > 1"], self.ATTRS
+            )
+        cs = crmflow.rules.ConditionSet(["amount / 0 > 1"], self.ATTRS)
+        with pytest.raises(crmflow.InvalidArgumentError) as ev:
+            cs.count([{"amount": D(1)}])
+        boom = crmflow.rules.ConditionSet([lambda r: r["nope"]], self.ATTRS)
+
+        with pytest.raises(KeyError):
+            boom.count([{"amount": D(1)}])
+        assert str(parse.value).startswith(
+            'condition 2: column 1: unknown name "amout"'
+        )
+        assert "record 1: condition 1: column 8: division by zero" == str(
+            ev.value
         )
 
 

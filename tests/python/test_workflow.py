@@ -249,6 +249,121 @@ class TestValidate:
             assert p.message in str(e.value)
 
 
+def _approval(first, second, attributes=None):
+    """
+    Returns a workflow where "approve" leaves "submitted" twice, with the
+    guard lists ``first`` and ``second``.
+    """
+    return crmflow.Workflow.from_dict({
+        "name": "order",
+        "states": [
+            {"name": "submitted", "role": "initial"},
+            {"name": "approved", "role": "terminal"},
+            {"name": "review", "role": "terminal"},
+        ],
+        "attributes": attributes or [
+            {"name": "amount", "type": "decimal"},
+            {"name": "tier", "type": "text"},
+        ],
+        "transitions": [
+            {"event": "approve", "from": "submitted", "to": "approved",
+             "guards": first},
+            {"event": "approve", "from": "submitted", "to": "review",
+             "guards": second},
+        ],
+    })
+
+
+class TestGuardOverlap:
+    def test_touching_bounds_overlap_with_a_witness(self):
+        """
+        amount <= 1000 and amount >= 1000 both hold at 1000: a warning
+        naming state, event, both transitions and the witness; check()
+        refuses it.
+        """
+        wf = _approval(["expr: amount <= 1000"], ["expr: amount >= 1000"])
+
+        problems = wf.validate()
+
+        assert [
+            crmflow.Problem(
+                "overlapping_guards",
+                "submitted",
+                "approve",
+                'state "submitted": event "approve": guards of transition '
+                '#1 to "approved" (expr: amount <= 1000) and transition #2 '
+                'to "review" (expr: amount >= 1000) can both hold, e.g. '
+                "amount = 1000 (the first declared wins)",
+                "warning",
+            )
+        ] == problems
+        with pytest.raises(crmflow.ValidationError, match="amount = 1000"):
+            wf.check()
+
+    @pytest.mark.parametrize("first, second", [
+        ("amount <= 1000", "amount > 1000"),
+        ("amount == 0.1", "amount == 0.11"),
+        ("tier == 'Gold'", "tier == 'gold'"),
+        ("tier in ['gold', 'silver']", "tier not in ['gold', 'silver']"),
+        ("amount > 5 and tier == 'gold'", "not (amount > 5) or tier != "
+         "'gold'"),
+    ])
+    def test_exclusive_guards_pass(self, first, second):
+        """
+        Guards no value satisfies together give no problem.
+        """
+        wf = _approval(["expr: " + first], ["expr: " + second])
+
+        assert [] == wf.validate()
+        assert wf is wf.check()
+
+    @pytest.mark.parametrize("first, second, witness", [
+        ("amount == 0.1", "amount == 0.10", "amount = 0.1"),
+        ("amount > 100 or tier == 'gold'", "amount < 50",
+         "tier = 'gold', amount = 49"),
+        ("tier != 'gold'", "amount == null", "tier = 'other', amount = null"),
+    ])
+    def test_overlap_witnesses(self, first, second, witness):
+        """
+        The witness satisfies both guards (checked by hand).
+        """
+        wf = _approval(["expr: " + first], ["expr: " + second])
+
+        [p] = wf.validate()
+
+        assert "overlapping_guards" == p.kind
+        assert f"e.g. {witness} (" in p.message
+
+    def test_python_guard_is_an_unproven_note(self):
+        """
+        A Python guard cannot be analysed: an info note, which check()
+        does not refuse, and the engine registers the workflow.
+        """
+        wf = _approval(["is_vip"], ["expr: amount > 5"])
+
+        [p] = wf.validate()
+        engine = crmflow.Engine()
+        engine.add_guard("is_vip", lambda ctx: True)
+        engine.register(wf)
+
+        assert "unproven_exclusive" == p.kind
+        assert "info" == p.severity
+        assert p.message.endswith('(cannot analyse guard "is_vip")')
+        assert wf is wf.check()
+
+    def test_invalid_guard_is_an_error(self):
+        """
+        An expression guard naming an unknown attribute is an error of
+        Workflow.validate(), with the column.
+        """
+        wf = _approval(["expr: amout > 5"], [])
+
+        [p] = wf.validate()
+
+        assert ("invalid_guard", "error") == (p.kind, p.severity)
+        assert 'column 1: unknown name "amout"' in p.message
+
+
 class TestDisplay:
     def test_dot_names_states(self, ticket):
         """

@@ -69,8 +69,10 @@
 //     customer or payload, reads as null
 //   - arithmetic and functions with a null operand give null (except
 //     coalesce, min and max, which skip nulls)
-//   - == null / != null test for null; every other comparison with null is
-//     false, so "payload.score <= 2" is false when the score is missing
+//   - == and != treat null as a value: "x == null" tests for null, and
+//     "tier != 'gold'" holds when tier is missing; the orderings < <= > >=
+//     with a null operand are false, so "payload.score <= 2" is false when
+//     the score is missing
 //   - in and / or / not (and in a condition's result) null counts as false
 //
 // Functions (text functions work on UTF-8 code points):
@@ -179,6 +181,53 @@ struct EvalContext {
   std::string_view txn_kind;               // txn.kind
 };
 
+// One simple constraint of a condition on one name, for static analysis
+// (Expression::ToDnf, guard_overlap.h): the values of the name for which
+// the constraint holds.  "amount <= 1000" is {amount, kBelow 1000
+// inclusive, null_ok false}; "tier != 'gold'" is {tier, kNotIn ['gold'],
+// null_ok true} because a null tier is not equal to 'gold'.  A part the
+// analysis does not model (a function call, arithmetic, a comparison of
+// two names, a dynamic name) is an opaque atom that may be true or false.
+struct ConditionAtom {
+  enum class Set {
+    kAll,    // every non-null value
+    kNone,   // no non-null value
+    kBelow,  // values below `bound` (or equal when `inclusive`)
+    kAbove,  // values above `bound` (or equal when `inclusive`)
+    kIn,     // one of `values`
+    kNotIn,  // none of `values`
+  };
+  std::string name;                   // "amount", "txn.state"
+  ValueType type = ValueType::kNull;  // the name's declared type
+  bool null_ok = false;               // holds when the name reads null
+  Set set = Set::kAll;
+  Value bound;                // kBelow, kAbove
+  bool inclusive = false;     // kBelow, kAbove
+  std::vector<Value> values;  // kIn, kNotIn: non-null literals
+  bool opaque = false;        // not analysed; `source` says what it is
+  std::string source;         // the source text of an opaque part
+};
+
+// A conjunction of atoms; an empty one always holds.
+using ConditionTerm = std::vector<ConditionAtom>;
+
+// The parts of a condition of the form "attribute op literal" (a declared
+// transaction attribute, a non-null literal), for evaluators that run many
+// such comparisons on one record (ConditionSet).  Evaluating one the way
+// EvaluateCondition does: a missing or null attribute satisfies only !=;
+// an integer value of a decimal attribute reads as a decimal; numbers
+// compare by value, text by code point, timestamps and durations by
+// microseconds; a value of any other type is an error (left to
+// EvaluateCondition to report).
+struct SimpleComparison {
+  enum class Op { kEq, kNe, kLt, kLe, kGt, kGe };
+  std::string attribute;  // the name in EvalContext::attributes
+  int hint = -1;          // its position in the schema (a lookup hint)
+  ValueType declared = ValueType::kNull;
+  Op op = Op::kEq;
+  Value literal;  // never null
+};
+
 // A parsed, type-checked expression.
 class Expression {
  public:
@@ -215,6 +264,21 @@ class Expression {
   // text or `reads` is given.
   StatusOr<bool> EvaluateCondition(const EvalContext& ctx,
                                    Attributes* reads = nullptr) const;
+
+  // Returns the condition as a disjunction of conjunctions of atoms, with
+  // "not" pushed down to the atoms under the null rules above.  An empty
+  // result never holds.  When the normal form would have more than
+  // `max_terms` conjunctions the whole condition is one opaque atom.
+  std::vector<ConditionTerm> ToDnf(size_t max_terms = 256) const;
+  // Returns the source texts of the top-level "and" operands, nested
+  // "and"s flattened, in order: {"amount > 5", "tier == 'gold'"} for
+  // "amount > 5 and (tier == 'gold')"; the whole text when the top is not
+  // an "and".  Evaluating them in order with short-circuit is the same as
+  // evaluating the condition (ConditionSet shares them across conditions).
+  std::vector<std::string> Conjuncts() const;
+  // Returns the comparison when the whole expression is "attribute op
+  // literal" as SimpleComparison describes, else std::nullopt.
+  std::optional<SimpleComparison> AsSimpleComparison() const;
 
  private:
   std::shared_ptr<const internal::ExprImpl> impl_;

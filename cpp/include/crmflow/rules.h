@@ -41,9 +41,11 @@
 //
 // Every evaluation appends a RuleTraceRow (in memory, bounded): which
 // rules matched, fired, were shadowed or did not match, with the values
-// read.  Rules are rows of the "rules" table (SQLite) so every engine on
-// the file sees the same ones; an engine loads them when opened and on
-// Reload.
+// read.  The values are rendered when Trace() is called, from a snapshot
+// of the transaction the agenda read, so tracing costs no formatting on
+// the path of each change.  Rules are rows of the "rules" table (SQLite)
+// so every engine on the file sees the same ones; an engine loads them
+// when opened and on Reload.
 //
 // A RuleSet belongs to one Engine and is not thread-safe.
 
@@ -123,6 +125,59 @@ StatusOr<Expression> ParseExpressionGuard(std::string_view guard,
 // with the error as the reason.
 bool CheckExpressionGuard(const Expression& condition, const Transaction& txn,
                           std::string* reason);
+
+// Many conditions evaluated together on one record, e.g. every rule of an
+// agenda or a batch of records checked from Python.  Each condition is
+// split into its top-level "and" operands (Expression::Conjuncts); equal
+// operands are compiled once and evaluated at most once per record, so
+// fifty rules that all test "tier == 'gold'" read the tier once.  Operands
+// run in source order with short-circuit, so results and errors are those
+// of evaluating each condition alone.
+//
+// Example:
+//   auto set = ConditionSet::Compile({"amount > 0 and tier == 'gold'",
+//                                     "amount > 20 and tier == 'gold'"},
+//                                    schema);
+//   std::vector<uint8_t> hit(set->size());
+//   Status st = set->Evaluate(ctx, hit.data());
+//
+// Immutable once compiled; copies share it and any number of threads may
+// evaluate it at once.
+class ConditionSet {
+ public:
+  ConditionSet();
+  ~ConditionSet();
+  ConditionSet(const ConditionSet&);
+  ConditionSet& operator=(const ConditionSet&);
+
+  // Compiles `conditions` against `schema`; "" always holds.  Fails with
+  // kParseError "condition N: column C: ..." (N from 1).
+  static StatusOr<ConditionSet> Compile(
+      const std::vector<std::string>& conditions, const ExprSchema& schema);
+
+  // Returns the number of conditions.
+  size_t size() const;
+  // Returns the number of distinct operands compiled.
+  size_t operand_count() const;
+
+  // Sets matched[i] to 1 when condition i holds on `ctx`, else 0.
+  // `matched` has size() entries.  Fails with kInvalidArgument
+  // "condition N: column C: ..." at the first condition whose evaluation
+  // fails (C counts within the failing operand).  An operand of the form
+  // "attribute op literal" is compared directly (SimpleComparison).  Does
+  // not allocate for up to 256 distinct operands.
+  Status Evaluate(const EvalContext& ctx, uint8_t* matched) const;
+  // Evaluates condition i alone, reusing and filling `memo`
+  // (operand_count() entries, all 0 for a fresh record: 1 records a false
+  // operand, 2 a true one).  Fails as EvaluateCondition of the operand
+  // does (columns count within the operand).
+  StatusOr<bool> EvaluateOne(size_t i, const EvalContext& ctx,
+                             uint8_t* memo) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
 
 // The rules of an engine.
 class RuleSet {

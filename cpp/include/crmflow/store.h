@@ -212,6 +212,10 @@ struct SqliteOptions {
   int busy_timeout_ms = 10000;
   // How many times a write transaction is retried after SQLITE_BUSY.
   int busy_retries = 50;
+  // The name of a registered SQLite VFS to open the file through; "" (the
+  // default) uses SQLite's default VFS.  For a VFS that wraps the default
+  // one, e.g. to inject I/O failures in tests (tests/cpp/fault_test.cc).
+  std::string vfs;
 };
 
 // Opens (creating when absent) the SQLite file at `path`, or an in-memory

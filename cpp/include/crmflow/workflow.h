@@ -70,6 +70,22 @@ struct Problem {
     kAmbiguousTransition,  // same event leaves one state twice, no guards
     kUnknownName,          // a transition names an undeclared state
     kTerminalHasExit,      // informational: a terminal state with exits
+    // Two transitions on one event from one state whose guards can both
+    // pass (the message gives values that pass both); the first declared
+    // wins for those values.
+    kOverlappingGuards,
+    // Two guarded transitions on one event from one state that the
+    // analysis cannot prove exclusive: a guard is not an expression or
+    // uses something it does not model (a function call, arithmetic).
+    kUnprovenExclusive,
+    kInvalidGuard,  // an "expr:" guard that does not parse or type-check
+  };
+  // How much a problem matters.  The engine refuses to register a
+  // workflow with errors; warnings and notes are for the author.
+  enum class Severity {
+    kError,    // the workflow cannot run as declared
+    kWarning,  // well defined but probably not meant (ambiguity, overlap)
+    kInfo,     // worth a look (unproven exclusivity, terminal exits)
   };
   Kind kind;
   std::string state;  // the state concerned, or ""
@@ -77,7 +93,17 @@ struct Problem {
   // A full sentence-free message, e.g.
   // `state "archived" is unreachable from initial state "created"`.
   std::string message;
+  Severity severity = Severity::kError;  // ProblemSeverity(kind)
 };
+
+// Returns the severity of a kind of problem: kAmbiguousTransition and
+// kOverlappingGuards are warnings, kTerminalHasExit and kUnprovenExclusive
+// notes, everything else errors.
+Problem::Severity ProblemSeverity(Problem::Kind kind);
+// Returns the snake_case name of a kind ("overlapping_guards") and of a
+// severity ("error", "warning", "info").
+const char* ProblemKindName(Problem::Kind kind);
+const char* ProblemSeverityName(Problem::Severity severity);
 
 class Workflow {
  public:
@@ -119,10 +145,13 @@ class Workflow {
 
   // Returns every problem found, in a stable order; empty means valid.
   // Uses breadth-first search from the initial state for reachability and
-  // over the reversed graph from the terminal states for dead ends.
+  // over the reversed graph from the terminal states for dead ends.  The
+  // guards of every two guarded candidates of one (state, event) are
+  // compared (guard_overlap.h): "expr:" guards are analysed, other guards
+  // cannot be and give kUnprovenExclusive notes.
   std::vector<Problem> Validate() const;
-  // Returns OK or kValidationError whose message lists every problem,
-  // separated by "; ".
+  // Returns OK or kValidationError whose message lists every error and
+  // warning (not the notes), separated by "; ".
   Status CheckValid() const;
 
   // Lookups.  Names are case-sensitive.
@@ -152,6 +181,10 @@ class Workflow {
  private:
   struct Graph;  // the Boost.Graph adjacency_list and its indexes
   void Reindex() const;
+  // Appends the guard problems (invalid, overlapping, unproven) through
+  // `add(kind, state, event, message)`.
+  template <typename Add>
+  void CheckGuards(const Add& add) const;
 
   std::string name_;
   int version_;

@@ -63,6 +63,9 @@ def definition(name: str) -> Dict[str, Any]:
     """
     Returns the definition of template ``name`` as a new dict.
 
+    Names are matched exactly against the bundled files, so a path such
+    as ``"../x"`` or ``"/etc/x"`` never reaches a file outside the folder.
+
     Args:
         name: A name from :func:`names`.
 
@@ -70,9 +73,10 @@ def definition(name: str) -> Dict[str, Any]:
         NotFoundError: No template has that name; the message lists them.
     """
     known = names()
-    if name not in known:
+    if not isinstance(name, str) or name not in known:
+        shown = name if isinstance(name, str) else type(name).__name__
         message = (
-            f'unknown template "{name}" (expected {", ".join(known)})'
+            f'unknown template "{shown}" (expected {", ".join(known)})'
         )
         raise NotFoundError(message)
     path = os.path.join(_DIR, name + ".json")
