@@ -267,7 +267,12 @@ std::string TwoDigits(int v) {
 std::string FormatSeconds(int seconds) {
   std::string out = TwoDigits(seconds / 3600) + ":" +
                     TwoDigits(seconds / 60 % 60);
-  if (seconds % 60 != 0) out += ":" + TwoDigits(seconds % 60);
+  if (seconds % 60 != 0) {
+    // Appended in two steps: ":" + a temporary trips a false -Wrestrict
+    // in GCC 12.
+    out += ':';
+    out += TwoDigits(seconds % 60);
+  }
   return out;
 }
 

@@ -385,7 +385,7 @@ class SqliteStore final : public internal::StoreImpl {
       // already waited busy_timeout_ms); nothing has been done yet, so a
       // retry is safe.
       for (int attempt = 0;; ++attempt) {
-        sqlite3_stmt* s;
+        sqlite3_stmt* s = nullptr;
         CRMFLOW_RETURN_IF_ERROR(Get(kBegin, &s));
         Scoped scope(s);
         int rc = sqlite3_step(s);
@@ -463,7 +463,7 @@ class SqliteStore final : public internal::StoreImpl {
 
   StatusOr<bool> LoadTransaction(std::string_view id,
                                  Transaction* out) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kLoadTxn, &s));
     {
       Scoped scope(s);
@@ -478,7 +478,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<std::optional<int64_t>> LoadVersion(std::string_view id) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kLoadVersion, &s));
     Scoped scope(s);
     BindText(s, 1, id);
@@ -489,7 +489,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   Status InsertTransaction(const Transaction& txn) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kInsertTxn, &s));
     {
       Scoped scope(s);
@@ -518,7 +518,7 @@ class SqliteStore final : public internal::StoreImpl {
 
   Status UpdateTransaction(const Transaction& txn,
                            int64_t expected_version) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kUpdateTxn, &s));
     {
       Scoped scope(s);
@@ -583,7 +583,7 @@ class SqliteStore final : public internal::StoreImpl {
       }
       return seq.status();
     }
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kUpdateState, &s));
     std::string updated = txn.updated_at.ToIso();
     std::string entered = txn.state_entered_at.ToIso();
@@ -603,7 +603,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<int64_t> AppendHistory(const HistoryRow& row) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kInsertHistory, &s));
     Scoped scope(s);
     std::string time = row.time.ToIso();
@@ -631,7 +631,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<bool> HasSource(std::string_view source) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kHasSource, &s));
     Scoped scope(s);
     BindText(s, 1, source);
@@ -641,7 +641,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   Status AppendDeviation(const Deviation& d) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kInsertDeviation, &s));
     Scoped scope(s);
     std::string time = d.time.ToIso();
@@ -663,7 +663,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<int64_t> AppendImport(const ImportRecord& r) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kInsertImport, &s));
     Scoped scope(s);
     std::string started = r.started_at.ToIso();
@@ -696,7 +696,7 @@ class SqliteStore final : public internal::StoreImpl {
     if (q.from) sql += " AND h.time >= :from";
     if (q.to) sql += " AND h.time < :to";
     sql += timed ? " ORDER BY h.time, h.seq" : " ORDER BY h.seq";
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(GetDynamic(sql, &s));
     Scoped scope(s);
     std::string from = q.from ? q.from->ToIso() : "";
@@ -732,7 +732,7 @@ class SqliteStore final : public internal::StoreImpl {
 
   StatusOr<std::vector<Transaction>> QueryTransactions(
       std::string_view kind, std::string_view state) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kQueryTxns, &s));
     std::vector<Transaction> out;
     {
@@ -754,7 +754,7 @@ class SqliteStore final : public internal::StoreImpl {
 
   StatusOr<std::vector<Deviation>> QueryDeviations(
       std::string_view kind) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kQueryDeviations, &s));
     Scoped scope(s);
     BindText(s, 1, kind);
@@ -778,7 +778,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<std::vector<ImportRecord>> QueryImports() override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kQueryImports, &s));
     Scoped scope(s);
     std::vector<ImportRecord> out;
@@ -801,7 +801,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   Status SaveWorkflow(const StoredWorkflow& wf) override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kSaveWorkflow, &s));
     Scoped scope(s);
     Timestamp now{std::chrono::duration_cast<std::chrono::microseconds>(
@@ -818,7 +818,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   StatusOr<std::vector<StoredWorkflow>> LoadWorkflows() override {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kLoadWorkflows, &s));
     Scoped scope(s);
     std::vector<StoredWorkflow> out;
@@ -889,7 +889,7 @@ class SqliteStore final : public internal::StoreImpl {
   }
 
   Status Run(Stmt which, const char* what) {
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(which, &s));
     Scoped scope(s);
     int rc = sqlite3_step(s);
@@ -1005,7 +1005,7 @@ class SqliteStore final : public internal::StoreImpl {
 
   Status LoadAttributes(std::string_view id, Attributes* out) {
     out->clear();
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(kLoadAttrs, &s));
     Scoped scope(s);
     BindText(s, 1, id);
@@ -1045,7 +1045,7 @@ class SqliteStore final : public internal::StoreImpl {
   // kUpsertAttr), stamped with txn.version.
   Status WriteAttributes(const Transaction& txn, Stmt which) {
     if (txn.attributes.empty()) return Status::Ok();
-    sqlite3_stmt* s;
+    sqlite3_stmt* s = nullptr;
     CRMFLOW_RETURN_IF_ERROR(Get(which, &s));
     for (const auto& [name, v] : txn.attributes) {
       Scoped scope(s);

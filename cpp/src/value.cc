@@ -288,7 +288,8 @@ std::string Timestamp::ToIso() const {
 
 StatusOr<Timestamp> Timestamp::ParseIso(std::string_view text) {
   size_t pos = 0;
-  int year, month, day, hour, minute, second = 0, micros = 0;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  int micros = 0;
   if (!ReadDigits(text, &pos, 4, &year) || !Expect(text, &pos, '-') ||
       !ReadDigits(text, &pos, 2, &month) || !Expect(text, &pos, '-') ||
       !ReadDigits(text, &pos, 2, &day)) {
