@@ -357,7 +357,11 @@ def find_duplicates(
                 found, columns=["customer_a", "customer_b", "reason", "score"]
             )
         )
-    allpairs = pd.concat([p for p in pairs if len(p)], ignore_index=True)
+    nonempty = [p for p in pairs if len(p)]
+    # No pair at all (e.g. an empty customer table) gives an empty frame.
+    allpairs = (
+        pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame()
+    )
     columns = ["customer_a", "customer_b", "reasons", "score"]
     if allpairs.empty:
         out = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})

@@ -274,6 +274,25 @@ class TestDuplicatesAndMerge:
             ("C-1", "C-3", "name", 1.0),
         ] == got
 
+    @pytest.mark.parametrize("names", [[], ["Ana Souza", "Bruno Lima"]])
+    def test_no_pair_gives_an_empty_frame(self, crm, names):
+        """
+        With no customers, or none alike, the result is empty, not an
+        error.
+        """
+        if names:
+            crm.import_customers(pd.DataFrame({
+                "id": [f"N-{i}" for i in range(len(names))],
+                "name": names,
+                "email": [f"n{i}@example.com" for i in range(len(names))],
+            }))
+
+        pairs = cu.find_duplicates(crm)
+
+        assert 0 == len(pairs)
+        assert {"customer_a", "customer_b", "reasons", "score"} <= set(
+            pairs.columns)
+
     def test_merge_keeps_history_and_undo_restores(self, people):
         """
         A merge re-points transactions and identities, keeps every
