@@ -396,6 +396,10 @@ class EventLog:
         # dfg() and time_in_state() come from one pass of the core over
         # the gaps between events (both are kept: a few hundred rows).
         self._follows: Optional[Dict[str, Any]] = None
+        # "state" or "event" for a log made from an engine's history (what
+        # its activities name), so that conformance reads it that way.
+        self._engine_activity: Optional[str] = None
+        self._engine_events: List[str] = []
 
     @property
     def rejects(self) -> pd.DataFrame:
@@ -671,10 +675,16 @@ class EventLog:
         if not include_internal:
             history = history.loc[~history["internal"]]
         column = "to_state" if activity == "state" else "event"
-        return cls.from_dataframe(
+        log = cls.from_dataframe(
             history, case="transaction_id", activity=column, time="time",
             resource="actor",
         )
+        log._engine_activity = activity
+        log._engine_events = (
+            [str(e) for e in history["event"].unique()]
+            if activity == "event" else []
+        )
+        return log
 
     # Whole log.
 
@@ -1140,7 +1150,7 @@ class EventLog:
         workflow: Workflow,
         activity_map: Optional[Mapping[str, str]] = None,
         *,
-        activity_kind: str = "event",
+        activity_kind: Optional[str] = None,
         milestones: Sequence[str] = (),
         ignore_unmapped: bool = True,
         complete_only: bool = True,
@@ -1161,7 +1171,10 @@ class EventLog:
                 are ignored unless ``ignore_unmapped`` is False.
             activity_kind: ``"event"``: an activity names the event fired;
                 ``"state"``: it names the state entered (engine history,
-                status exports).
+                status exports).  None (default): as the log was made by
+                :meth:`from_engine` (whose creation rows, event
+                ``create``, are then not events of the workflow), else
+                ``"event"``.
             milestones: States every case must reach; each missed one is a
                 deviation ``missing_milestone``.
             ignore_unmapped: See ``activity_map``.
@@ -1181,6 +1194,15 @@ class EventLog:
                 option is malformed.
             NotFoundError: A milestone is not a state.
         """
+        if activity_kind is None:
+            activity_kind = self._engine_activity or "event"
+            if self._engine_activity == "event" and activity_map is None:
+                # The creation row enters the initial state; no event of
+                # the workflow moved there.
+                activity_map = {
+                    a: ("" if a == "create" else a)
+                    for a in self._engine_events
+                }
         return _replay(
             self, workflow, activity_map, activity_kind, milestones,
             ignore_unmapped, complete_only, resync, guards,

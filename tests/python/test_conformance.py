@@ -165,6 +165,28 @@ class TestConformance:
         assert "NaN" not in text and "Infinity" not in text
 
 
+class TestEngineHistory:
+    @pytest.mark.parametrize("activity", ["state", "event"])
+    def test_engine_history_fits_its_own_workflow(self, activity):
+        """
+        A log of the engine's own history, read as it was made, fits the
+        workflow that wrote it: two orders moved only by allowed events,
+        so fitness is 1 and no case deviates (by construction, by hand).
+        """
+        crm = crmflow.Engine()
+        crm.register("sales_order")
+        for order in ("SO-1", "SO-2"):
+            crm.create("sales_order", order)
+            crm.fire(order, "submit")
+        crm.fire("SO-1", "approve")
+
+        log = EventLog.from_engine(crm, activity=activity)
+        result = log.conformance(crm.workflow("sales_order"))
+
+        assert 1.0 == result.fitness
+        assert [0, 0] == result.cases["deviations"].tolist()
+
+
 class TestDiscovery:
     """
     Discovery of a draft workflow and the diff against a designed one.
