@@ -816,8 +816,22 @@ StatusOr<std::unique_ptr<Approvals>> Approvals::Attach(Engine* engine,
   return a;
 }
 
+// Matrices are loaded into the module as well as stored, and a rollback of
+// the caller's transaction would undo only the stored rows: changing them
+// inside an explicit transaction is refused.
+static Status RefuseInsideTransaction(Engine& engine, std::string_view what,
+                                      std::string_view kind) {
+  if (engine.store().depth() == 0) return Status::Ok();
+  return Status(Code::kNotAllowed,
+                std::string(what) + " \"" + std::string(kind) +
+                    "\": approval matrices cannot be changed inside an "
+                    "explicit transaction (commit or roll back first)");
+}
+
 Status Approvals::SetMatrix(ApprovalMatrix matrix) {
   Impl& im = *impl_;
+  CRMFLOW_RETURN_IF_ERROR(
+      RefuseInsideTransaction(*im.engine, "set approval matrix", matrix.kind));
   const Workflow* wf = im.engine->FindWorkflow(matrix.kind);
   if (wf == nullptr) {
     std::vector<std::string> kinds = im.engine->kinds();
@@ -1110,6 +1124,8 @@ StatusOr<std::vector<ApprovalMatrix>> Approvals::StoredMatrices() {
 
 Status Approvals::RemoveMatrix(std::string_view kind) {
   Impl& im = *impl_;
+  CRMFLOW_RETURN_IF_ERROR(
+      RefuseInsideTransaction(*im.engine, "remove approval matrix", kind));
   std::map<std::string, std::string> bad;
   auto stored = im.LoadStored(kind, &bad);
   if (!stored.ok()) return stored.status();

@@ -315,6 +315,11 @@ struct Scheduler::Impl {
 
   Status ArmStep(std::string_view id, const std::string& policy, int step,
                  Timestamp due) {
+    // A due time past the last supported instant (9999-12-31T23:59:59.
+    // 999999Z) is never reached: no timer, rather than one whose text
+    // does not sort among the others.
+    constexpr int64_t kLastMicros = 253402300799999999;
+    if (due.micros > kLastMicros) return CancelStep(id, policy, step);
     sqlite3_stmt* s = Prepare(kUpsertTimer);
     if (s == nullptr) return StoreError("arm timer");
     BindText(s, 1, id);

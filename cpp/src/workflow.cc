@@ -346,6 +346,18 @@ void Workflow::CheckGuards(const Add& add) const {
         a.source = "guard " + Quote(g);
         part = {{std::move(a)}};
       }
+      // Guards that together expand to more alternatives than this are
+      // not analysed (the pairwise check below would take too long): the
+      // transition's condition becomes opaque.
+      constexpr size_t kMaxTerms = 256;
+      if (form.size() * part.size() > kMaxTerms) {
+        ConditionAtom a;
+        a.opaque = true;
+        a.source = "guards with more than " + std::to_string(kMaxTerms) +
+                   " alternatives together";
+        form = {{std::move(a)}};
+        break;
+      }
       std::vector<ConditionTerm> next;
       for (const ConditionTerm& x : form) {
         for (const ConditionTerm& y : part) {

@@ -553,6 +553,22 @@ TEST_P(ApprovalsTest, DecisionInsideAnExplicitTransaction) {
   EXPECT_EQ(1u, approvals_->OpenRequests("")->size());
 }
 
+TEST_P(ApprovalsTest, MatricesAreNotChangedInsideAnExplicitTransaction) {
+  // A rollback would undo the stored rows but not the loaded matrix.
+  ASSERT_TRUE(engine_->Begin().ok());
+  Status set = approvals_->SetMatrix(ThreeBands());
+  Status removed = approvals_->RemoveMatrix("sales_order");
+  ASSERT_TRUE(engine_->Rollback().ok());
+
+  EXPECT_EQ(Code::kNotAllowed, set.code());
+  EXPECT_NE(std::string::npos, set.message().find("explicit transaction"))
+      << set.message();
+  EXPECT_EQ(Code::kNotAllowed, removed.code());
+  // The matrix set before still decides: a large order needs approval.
+  Submit("SO-15b", "50000.00");
+  EXPECT_EQ("pending_approval", StateOf(*engine_, "SO-15b"));
+}
+
 TEST_P(ApprovalsTest, RetriedSubmitOpensOneRequest) {
   CreateOrder(*engine_, "SO-16", "5000.00");
   bool fail = true;

@@ -343,6 +343,26 @@ TEST(WorkflowGuards, UnanalysableGuardsAreUnprovenNotes) {
   EXPECT_TRUE(wf.CheckValid().ok());
 }
 
+TEST(WorkflowGuards, TooManyAlternativesTogetherAreNotAnalysed) {
+  // Two guards of 20 alternatives each make 400 together: past the bound,
+  // so the pair is a note, found at once instead of after minutes.
+  auto any_of = [](int from) {
+    std::string text = "expr: qty == " + std::to_string(from);
+    for (int k = from + 1; k < from + 20; ++k) {
+      text += " or qty == " + std::to_string(k);
+    }
+    return text;
+  };
+  auto problems = GuardProblems({any_of(0), any_of(0)},
+                                {any_of(100), any_of(100)});
+
+  std::string m = GuardMessage(problems, Problem::Kind::kUnprovenExclusive);
+  EXPECT_NE(m.find("(cannot analyse guards with more than 256 alternatives "
+                   "together)"),
+            std::string::npos)
+      << m;
+}
+
 TEST(WorkflowGuards, ExclusiveDespiteAnOpaquePart) {
   // The analysed parts already contradict each other.
   EXPECT_TRUE(Exclusive("amount > 10 and contains(tier, 'g')",

@@ -7,6 +7,9 @@ files bundled in crmflow/data.
 
 import json
 import pathlib
+import subprocess
+import sys
+import textwrap
 
 import pandas as pd
 import pytest
@@ -339,3 +342,34 @@ class TestRoutingAndEscalation:
         c = r.cases.set_index("case_id")
         assert {"ann", "bob"} == set(
             c.loc[first.index[first == P3], "attr_assignee_before"])
+
+
+def test_sla_due_past_year_9999_is_never_due():
+    """
+    A case whose SLA would fall due after 9999-12-31 gets no timer: the
+    replay ends (in a child process, so that a regression fails instead
+    of hanging) with no breach.
+    """
+    code = textwrap.dedent('''
+        import pandas as pd, crmflow
+        from crmflow.analytics import EventLog, Scenario, what_if
+        wf = crmflow.Workflow.from_dict({
+            "name": "sr",
+            "states": [{"name": "new", "role": "initial"},
+                       {"name": "work"}, {"name": "done", "role": "terminal"}],
+            "transitions": [{"event": "start", "from": "new", "to": "work"},
+                            {"event": "finish", "from": "work", "to": "done"}]})
+        log = EventLog.from_dataframe(pd.DataFrame({
+            "case_id": ["A"], "activity": ["start"],
+            "timestamp": [pd.Timestamp("9999-12-31T23:00", tz="UTC")]}))
+        r = what_if(log, Scenario(wf, name="a"), Scenario(wf, name="b",
+                    sla=[{"name": "s", "target_seconds": 7200,
+                          "met": ["done"]}]))
+        t = r.totals.set_index("metric")
+        print(int(t.loc["breaches", "after"]))
+    ''')
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=120)
+
+    assert 0 == done.returncode, done.stderr
+    assert "0" == done.stdout.strip()
