@@ -447,7 +447,10 @@ class Engine(_core.Engine):
     transaction fails with ``StoreError`` ("engine busy"), so a thread that
     begins and never commits cannot hang the others silently.  Threads do
     not run the core in parallel on one engine; for parallel work use one
-    engine per thread (SQLite files may be shared).
+    engine per thread (SQLite files may be shared).  Across processes, a
+    writer waits for another's open transaction through SQLite's busy
+    timeout, 10 s a try and up to 50 tries, before ``StoreError``: keep
+    explicit transactions short.
     """
 
     def __init__(
