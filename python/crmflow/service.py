@@ -394,9 +394,17 @@ def _policy_from_dict(d: Mapping[str, Any],
             notify=[Notify(**n) for n in step.get("notify", ())],
             set=dict(step.get("set", {})),
             fire=step.get("fire")))
+    try:
+        target = datetime.timedelta(seconds=float(d["target_seconds"]))
+    except (TypeError, ValueError, OverflowError):
+        message = (
+            f"sla policy {d.get('name')!r}: target_seconds "
+            f"{d['target_seconds']!r} is not a number of seconds within "
+            "the supported range"
+        )
+        raise InvalidArgumentError(message) from None
     return SlaPolicy(
-        d["name"], d["kind"],
-        datetime.timedelta(seconds=float(d["target_seconds"])),
+        d["name"], d["kind"], target,
         calendar=cal, when=dict(d.get("when", {})),
         paused=list(d.get("paused", ())), met=list(d.get("met", ())),
         start=d.get("start"), escalation=ladder)

@@ -248,6 +248,8 @@ class TestEdges:
         ({"name": "x", "target_seconds": 60, "when": {"urgency": "1"}},
          ["'bad'", "unknown attribute 'urgency'"]),
         ({"name": "x"}, ["'bad'", "needs 'target_seconds'"]),
+        ({"name": "x", "target_seconds": 10**18},
+         ["'bad'", "target_seconds 1000000000000000000 is not a number"]),
     ])
     def test_unknown_names_in_sla(self, sla, words):
         wf = crmflow.Workflow.from_dict(_service_workflow())
