@@ -1786,8 +1786,10 @@ class WhatIfResult:
     ``attr_NAME`` (final value of each attribute a rule, escalation or
     routing writes), notifications (outbox rows), breaches, breached
     (policies), thresholds, thresholds_reached (``policy@share``), team,
-    refused_events (log events the engine could not apply) and
-    ``events_NAME`` per ``count_events``; ``totals`` gains rules_fired,
+    refused_events (log events the engine could not apply),
+    attribute_changes (values the log changed after creation and the
+    replay set, see ``what_if(attributes=...)``) and ``events_NAME`` per
+    ``count_events``; ``totals`` gains rules_fired,
     rule_fired_NAME, notifications, breaches, breaches_POLICY,
     cases_breached, thresholds, refused_events and events_NAME; and
     these tables are set (else they are None):
@@ -1951,6 +1953,7 @@ def what_if(
     resync: bool = True,
     attribute_map: Optional[Mapping[str, str]] = None,
     count_events: Sequence[str] = (),
+    attributes: str = "replay",
 ) -> WhatIfResult:
     """
     Replays ``log`` under a baseline and a changed scenario and reports
@@ -1980,14 +1983,27 @@ def what_if(
         count_events: Engine replay: events whose firings are counted per
             case (also those fired by rules and escalations), e.g. an
             approval step a rule adds.
+        attributes: Engine replay: ``"replay"`` (default) creates each
+            case with the values of its first row and sets every later
+            change of a value in the log at that row's time, before its
+            event, so rules, guards and SLA policy selection see the
+            values as they were then (a priority raised mid-case
+            re-selects the SLA policy); an empty value is no change.
+            ``"first"`` gives each case its first non-missing value of
+            each attribute and replays no change (the behaviour before
+            0.2.0).  ``"replay"`` is the default because a log records
+            each value as it was at its event; ``"first"`` reproduces
+            the figures of 0.1.  See :mod:`crmflow.whatif`.
 
     Returns:
         A :class:`WhatIfResult`.
 
     Raises:
-        InvalidArgumentError: Bad arguments, or a scenario whose rules or
+        InvalidArgumentError: Bad arguments, a scenario whose rules or
             SLA policies name an unknown kind, state, event or attribute
-            (the message names the scenario and the item).
+            (the message names the scenario and the item), or a log value
+            that is not of its attribute's declared type (naming the
+            scenario, case, row, event and column).
         NotFoundError: A milestone is not a state of both workflows.
 
     Example (what if the P3 resolution SLA were 4 h instead of 8 h)::
@@ -2002,6 +2018,8 @@ def what_if(
         r.breaches            # policy, priority, before, after, change
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       ``attributes``; attribute changes are replayed by default.
     """
     a = _scenario(baseline, "baseline")
     b = _scenario(changed, "changed")
@@ -2012,6 +2030,12 @@ def what_if(
     if attribute_map is not None and not isinstance(attribute_map, Mapping):
         raise InvalidArgumentError("what_if: attribute_map must be a dict")
     from crmflow import whatif as _whatif
+
+    if not isinstance(attributes, str) or \
+            attributes not in _whatif.ATTRIBUTE_MODES:
+        raise InvalidArgumentError(
+            f"what_if: attributes {attributes!r} unknown (expected "
+            f"{' or '.join(_whatif.ATTRIBUTE_MODES)})")
 
     configs = [_whatif.config(s) for s in (a, b)]
     results = []
@@ -2025,7 +2049,7 @@ def what_if(
     if any(cfg.active for cfg in configs) or count_events:
         engine = _engine_replay(log, configs, activity_map, activity_kind,
                                 dict(attribute_map or {}), team,
-                                list(count_events))
+                                list(count_events), attributes)
     return WhatIfResult(results[0], results[1], list(count_states), team,
                         log, engine)
 
@@ -2033,8 +2057,8 @@ def what_if(
 def _engine_replay(log: EventLog, configs: Sequence[Any],
                    activity_map: Optional[Mapping[str, str]],
                    activity_kind: str, attribute_map: Dict[str, str],
-                   team: Optional[str],
-                   count_events: List[str]) -> Dict[str, Any]:
+                   team: Optional[str], count_events: List[str],
+                   attributes: str = "replay") -> Dict[str, Any]:
     """
     Replays ``log`` through an engine per scenario (see
     :mod:`crmflow.whatif`) and returns what :class:`WhatIfResult` shows.
@@ -2069,7 +2093,7 @@ def _engine_replay(log: EventLog, configs: Sequence[Any],
                 attrs.append(x)
     inp = _whatif.prepare(log, activity_map)
     outcomes = [
-        _whatif.replay(cfg, inp, activity_kind, attribute_map)
+        _whatif.replay(cfg, inp, activity_kind, attribute_map, attributes)
         for cfg in configs
     ]
     cases = [

@@ -46,12 +46,48 @@ Inputs, in the forms the engine and the service desk take:
   assigned when created (after its creation rules), so the kind must
   declare ``team`` and ``assignee``.
 
-Transaction attributes come from the log: for each declared attribute of
-the workflow, the case's first non-missing value of the log attribute of
-that name (or the one ``attribute_map`` maps to it), converted to the
-declared type.  Later changes of a value inside the case are not replayed.
+Transaction attributes come from the log: each declared attribute of the
+workflow reads the log attribute of that name (or the one
+``attribute_map`` maps to it), converted to the declared type.  How is
+chosen by ``what_if(..., attributes=...)``:
+
+* ``"replay"`` (the default, since a log records what was known when):
+  a case is created with the values of the row that creates it (and of
+  rows of the case the replay skips before it: another lifecycle, an
+  unmapped activity); after that, each row whose value of an attribute is
+  present and differs from the value the log gave last sets it on the
+  transaction at that row's time, before the row's event fires, through
+  :meth:`crmflow.ServiceDesk.set_attributes`.  So rules on ``changed``
+  run, assignment notices are written and SLA timers are re-armed: a
+  policy whose condition stops holding has its pending steps cancelled,
+  one that starts to hold evaluates its clock over the whole history (it
+  does not restart), and a step already due fires at that instant's
+  tick.  Rows the replay skips change values too, at their own time.  An
+  empty or missing value means unchanged, never cleared.  The log's
+  value is compared with the log's previous one, not with the
+  transaction's, so a value a rule, escalation or routing wrote stays
+  until the log itself changes that attribute.  A value equal to the last
+  one (``10.0`` and ``10.00`` as decimals, ``yes`` and ``true``) is no
+  change.  Routing happens once, at creation, with the creation values.
+* ``"first"``: each case is created with its first non-missing value of
+  each attribute, wherever it appears in the case, and later changes are
+  not replayed (the behaviour before 0.2.0).
+
+A value that does not convert (``"urgent"`` for an integer) fails the
+whole what-if before anything is returned, naming the scenario, case,
+row (the log's ``row``: the input row, from 0), event and column; under
+``"first"`` only the values used are converted.  ``attribute_changes``
+per case counts the values set after creation.  A change the engine
+refuses (a rule on ``changed`` fails) is rolled back and counted, once
+per row, in ``refused_events``.
+
+Python guards see, as ``case_attributes``, the case's values current at
+the event under ``"replay"`` (all log attributes, not only declared ones)
+and its first values under ``"first"``.
 
 .. versionadded:: 0.1.0
+.. versionchanged:: 0.2.0
+   Attribute changes in the log are replayed (``attributes="replay"``).
 """
 
 from __future__ import annotations
@@ -74,6 +110,9 @@ __all__: List[str] = []
 _SET_ACTION = re.compile(r"^\s*(?:set|assign)\s+([A-Za-z_][A-Za-z0-9_]*)\s*=")
 _RULE_KEYS = ("name", "kind", "trigger", "on", "when", "actions", "priority",
               "enabled")
+# What ``what_if(attributes=...)`` accepts; the first is the default.
+ATTRIBUTE_MODES = ("replay", "first")
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 @dataclasses.dataclass
@@ -280,6 +319,10 @@ class _Input:
     first: Dict[int, int]  # case -> its first row
     last: Dict[int, int]  # case -> its last row
     activity: np.ndarray
+    row: np.ndarray  # the log's input row per row
+    kept: np.ndarray  # bool per row: replayed as an event
+    every: np.ndarray  # all rows, kept or not, in replay order
+    position: np.ndarray  # position of each row in ``every``
 
 
 def _case_text(inp: _Input) -> Dict[int, Dict[str, str]]:
@@ -320,8 +363,10 @@ def prepare(log: Any, activity_map: Optional[Mapping[str, str]]) -> _Input:
                       dtype=np.int64)
     time = df["time"].astype("datetime64[us, UTC]").array.asi8
     time = np.asarray(time, dtype=np.int64)
-    rows = np.flatnonzero(keep)
-    order = rows[np.lexsort((rows, case[rows], time[rows]))]
+    every = np.lexsort((np.arange(len(df)), case, time))
+    position = np.empty(len(df), dtype=np.int64)
+    position[every] = np.arange(len(df))
+    order = every[keep[every]]
     first: Dict[int, int] = {}
     last: Dict[int, int] = {}
     for r in order.tolist():
@@ -334,11 +379,18 @@ def prepare(log: Any, activity_map: Optional[Mapping[str, str]]) -> _Input:
                      "row")
     }
     resource = df["resource"].astype(object).to_numpy()
+    row = np.asarray(df["row"], dtype=np.int64)
     return _Input(case_ids, order, case, name, time, resource, attrs, first,
-                  last, activity)
+                  last, activity, row, keep, every, position)
 
 
-def _convert(value: str, type_: str, attribute: str, case_id: str) -> Any:
+def _convert(value: str, type_: str) -> Any:
+    """
+    Returns log text as a value of a declared type.
+
+    Raises:
+        ValueError: The text is no such value.
+    """
     try:
         if type_ == "decimal":
             d = decimal.Decimal(value)
@@ -346,7 +398,13 @@ def _convert(value: str, type_: str, attribute: str, case_id: str) -> Any:
                 raise ValueError(value)
             return d
         if type_ == "integer":
-            return int(decimal.Decimal(value))
+            d = decimal.Decimal(value)
+            if not d.is_finite() or d != d.to_integral_value():
+                raise ValueError(value)
+            n = int(d)
+            if not -2**63 <= n < 2**63:
+                raise ValueError(value)
+            return n
         if type_ == "boolean":
             low = value.strip().lower()
             if low in ("true", "1", "yes"):
@@ -357,17 +415,36 @@ def _convert(value: str, type_: str, attribute: str, case_id: str) -> Any:
         if type_ == "timestamp":
             return _core.parse_timestamp(value, "", "UTC")
     except (ArithmeticError, ValueError, Error):
-        message = (f"what_if: case {case_id!r}: attribute {attribute!r} "
-                   f"value {value!r} is not a valid {type_}")
-        raise InvalidArgumentError(message) from None
+        raise ValueError(value) from None
     return value
 
 
-def _case_attributes(inp: _Input, workflow: Any,
-                     attribute_map: Mapping[str, str]) -> Dict[int, Dict]:
+def _iso(micros: int) -> str:
+    t = _EPOCH + datetime.timedelta(microseconds=int(micros))
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{t.microsecond:06d}Z" if t.microsecond else "Z")
+
+
+@dataclasses.dataclass
+class _Plan:
     """
-    Returns per case the creation attributes: the first non-missing value
-    of each declared attribute, converted to its type.
+    The attribute values the log gives a scenario's transactions.
+    """
+
+    creation: Dict[int, Dict[str, Any]]  # case -> values it is created with
+    changes: Dict[int, Dict[str, Any]]  # row -> values it sets, in order
+
+
+def attribute_plan(inp: _Input, workflow: Any,
+                   attribute_map: Mapping[str, str], mode: str,
+                   scenario: str) -> _Plan:
+    """
+    Returns the creation values and later changes of every case (see the
+    module docstring for the two modes), converted to the declared types.
+
+    Raises:
+        InvalidArgumentError: A value used does not convert; the message
+            names the scenario, case, row, event, column and attribute.
     """
     declared = {a[0]: a[1] for a in workflow._core.attributes()}
     source = {v: k for k, v in attribute_map.items()}
@@ -375,23 +452,54 @@ def _case_attributes(inp: _Input, workflow: Any,
     for attr, type_ in declared.items():
         col = source.get(attr, attr)
         if col in inp.attrs and type_ != "duration":
-            cols.append((attr, type_, inp.attrs[col]))
-    out: Dict[int, Dict[str, Any]] = {c: {} for c in inp.first}
+            cols.append((attr, type_, col, inp.attrs[col]))
+    plan = _Plan({c: {} for c in inp.first}, {})
     if not cols:
-        return out
-    case = inp.case[inp.order]
-    for attr, type_, values in cols:
-        v = values[inp.order]
-        present = np.asarray([isinstance(x, str) and x != "" for x in v],
-                             dtype=bool)
-        seen: set = set()
-        for c, x in zip(case[present], v[present]):
-            c = int(c)
-            if c in seen:
+        return plan
+    seq = inp.order if mode == "first" else inp.every
+    case = inp.case[seq]
+    start = {c: int(inp.position[r]) for c, r in inp.first.items()}
+    end = {c: int(inp.position[r]) for c, r in inp.last.items()}
+    for attr, type_, col, values in cols:
+        v = values[seq]
+        present = np.flatnonzero(np.asarray(
+            [isinstance(x, str) and x != "" for x in v], dtype=bool))
+        # Logs repeat a case's values on every row: convert each text once.
+        typed: Dict[str, Any] = {}
+        last: Dict[int, Any] = {}  # case -> the value the log gave last
+        for k in present.tolist():
+            c = int(case[k])
+            if c not in start or (mode == "first" and c in last):
                 continue
-            seen.add(c)
-            out[c][attr] = _convert(x, type_, attr, inp.case_ids[c])
-    return out
+            r = int(seq[k])
+            at = int(inp.position[r])
+            if at > end[c]:
+                continue  # the case has ended
+            x = v[k]
+            if x not in typed:
+                try:
+                    typed[x] = _convert(x, type_)
+                except ValueError:
+                    raise _bad_value(scenario, inp, r, col, attr, x,
+                                     type_) from None
+            y = typed[x]
+            if mode == "first" or at <= start[c]:
+                plan.creation[c][attr] = y
+            elif c not in last or last[c] != y:
+                plan.changes.setdefault(r, {})[attr] = y
+            last[c] = y
+    return plan
+
+
+def _bad_value(scenario: str, inp: _Input, r: int, col: str, attr: str,
+               value: str, type_: str) -> InvalidArgumentError:
+    cid = inp.case_ids[int(inp.case[r])]
+    what = f"column {col!r}" + (f" (attribute {attr!r})" if col != attr
+                                else "")
+    return _fail(scenario, f"case {cid!r}, row {int(inp.row[r])} "
+                 f"(event {str(inp.activity[r])!r} at "
+                 f"{_iso(inp.time[r])}): {what}: {value!r} is not a valid "
+                 f"{type_}")
 
 
 # --- One replay -------------------------------------------------------------
@@ -410,6 +518,7 @@ class Outcome:
     sla: Any  # DataFrame of SLA events counted
     outbox: Any  # DataFrame of outbox rows counted
     history: Any  # DataFrame: case, event (engine history, up to the end)
+    attribute_changes: Dict[int, int]  # values the log set after creation
 
 
 def _engine(cfg: _Config, box: List[Any]) -> Tuple[Any, Any, Any]:
@@ -486,10 +595,27 @@ class _GuardAdapter:
 
 
 def replay(cfg: _Config, inp: _Input, activity_kind: str,
-           attribute_map: Mapping[str, str]) -> Outcome:
+           attribute_map: Mapping[str, str],
+           attributes: str = "replay") -> Outcome:
     """
-    Replays the log into a fresh engine configured by ``cfg``.
+    Replays the log into a fresh engine configured by ``cfg``, with the
+    log's attribute values as ``attributes`` (one of ATTRIBUTE_MODES)
+    says.
+
+    Raises:
+        InvalidArgumentError: A log value does not convert to its declared
+            type, or a case cannot be created (the message names the
+            scenario and the case).
     """
+    if attributes not in ATTRIBUTE_MODES:
+        raise InvalidArgumentError(
+            f"what_if: attributes {attributes!r} unknown (expected "
+            f"{' or '.join(ATTRIBUTE_MODES)})")
+    # Converted before the engine exists: a bad value fails the scenario
+    # before anything of it is made.
+    plan = attribute_plan(inp, cfg.workflow, attribute_map, attributes,
+                          cfg.name)
+    replaying = attributes == "replay"
     wf = cfg.workflow
     kind = wf.name
     initial = wf.initial_state
@@ -503,8 +629,17 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
     # Escalations that set attributes or fire events re-arm timers.
     volatile = any(step.set or step.fire for p in cfg.policies
                    for step in p.escalation)
-    creation = _case_attributes(inp, wf, attribute_map)
-    case_text = _case_text(inp) if cfg.guards else {}
+    creation = plan.creation
+    # What a Python guard sees as case_attributes; under "replay" the
+    # values current at the event, filled in as the rows go by.
+    if not cfg.guards:
+        case_text: Dict[int, Dict[str, str]] = {}
+    elif replaying:
+        case_text = {c: {} for c in inp.first}
+    else:
+        case_text = _case_text(inp)
+    text_cols = list(inp.attrs.items()) if cfg.guards and replaying else []
+    changed: Dict[int, int] = {c: 0 for c in inp.first}
     state: Dict[int, str] = {}
     attributes: Dict[int, Dict[str, Any]] = {}
     refused: Dict[int, int] = {c: 0 for c in inp.first}
@@ -552,7 +687,30 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
             if st == "pending":
                 heapq.heappush(heap, (d, case_id))
 
-    order = inp.order
+    def set_values(c: int, cid: str, r: int, t: int,
+                   resource: Optional[str]) -> bool:
+        """
+        Sets the values row ``r`` changes, as the service desk does (rules
+        on changed, assignment notices, timers re-armed); returns False
+        when the engine refused (rolled back).
+        """
+        values = plan.changes[r]
+        box[1] = (cid, str(inp.activity[r]), resource, {}, case_text.get(
+            c, {}))
+        try:
+            desk.set_attributes(cid, values)
+        except Error:
+            failed.add((cid, t))
+            return False
+        changed[c] += len(values)
+        if has_sla:
+            arm(cid)
+        return True
+
+    # Under "replay" the rows the replay skips are walked too, for the
+    # attribute values they carry.
+    order = inp.every if replaying else inp.order
+    kept = inp.kept
     times = inp.time[order]
     n = len(order)
     i = 0
@@ -580,6 +738,14 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
             name = inp.name[r]
             resource = inp.resource[r]
             resource = resource if isinstance(resource, str) else None
+            for col, values in text_cols:
+                if isinstance(values[r], str) and values[r] != "":
+                    case_text.setdefault(c, {})[col] = values[r]
+            if not kept[r]:
+                if r in plan.changes and c in current:
+                    if not set_values(c, cid, r, t, resource):
+                        refused[c] += 1
+                continue
             if c not in current:
                 try:
                     e.create(kind, cid, attributes=creation[c] or None,
@@ -599,10 +765,14 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
                     if has_sla:
                         arm(cid)
                     continue
+            row_refused = False
+            if r in plan.changes:
+                row_refused = not set_values(c, cid, r, t, resource)
+                current[c] = e.get(cid).state  # a rule may have moved it
             event = _event_for(activity_kind, name, current[c], by_target)
             moved = event is not None
             if event is None:
-                if name != current[c]:
+                if name != current[c] or row_refused:
                     refused[c] += 1
             else:
                 attrs = {a: v[r] for a, v in inp.attrs.items()
@@ -612,6 +782,8 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
                 try:
                     current[c] = e.fire(cid, event, time=t,
                                         actor=resource or "")
+                    if row_refused:
+                        refused[c] += 1
                 except Error:
                     refused[c] += 1
                     current[c] = e.get(cid).state
@@ -632,8 +804,10 @@ def replay(cfg: _Config, inp: _Input, activity_kind: str,
             ended_ids.add(cid)
         i = j
     drain()
-    return _collect(e, desk, inp, index, state, attributes, refused,
-                    ended_at, failed, trace)
+    out = _collect(e, desk, inp, index, state, attributes, refused,
+                   ended_at, failed, trace)
+    out.attribute_changes = changed
+    return out
 
 
 def _event_for(activity_kind: str, name: str, state: str,
@@ -666,9 +840,17 @@ def _collect(e: Any, desk: Any, inp: _Input, index: Mapping[str, int],
         end = df["case"].map(ended_at)
         t = df[time_key].astype(np.int64)
         ok = (t < end) if strict is True else (t <= end)
-        if strict is None:  # SLA outbox rows strict, rule rows not
+        if strict is None:
+            # Outbox rows: a rule's count up to the end, an assignment
+            # notice's before it, an SLA step's when its SLA event counts
+            # (the tick writes them at its own instant, which is later
+            # than the step's when the step falls due at a change).
             rule = df["policy"].astype(str).str.startswith("rule:")
-            ok = np.where(rule, t <= end, t < end)
+            step = df["step"].astype(np.int64)
+            keys = pd.Series(list(zip(df["transaction_id"], df["policy"],
+                                      step)), index=df.index)
+            ok = np.where(rule, t <= end,
+                          np.where(step < 0, t < end, keys.isin(sla_keys)))
         return df.loc[np.asarray(ok, dtype=bool)].reset_index(drop=True)
 
     fired = frame(trace, "time", False)
@@ -683,6 +865,10 @@ def _collect(e: Any, desk: Any, inp: _Input, index: Mapping[str, int],
                 index=fired.index).isin(failed)
         fired = fired.loc[keep]
     sla = frame(desk._core.events(""), "time", True)
+    sla_keys: set = set()
+    if len(sla):
+        sla_keys = set(zip(sla["transaction_id"], sla["policy"],
+                           sla["step"].astype(np.int64)))
     outbox = frame(desk._core.outbox(""), "time", None)
     hist = e.history()
     history = pd.DataFrame({
@@ -692,7 +878,8 @@ def _collect(e: Any, desk: Any, inp: _Input, index: Mapping[str, int],
     })
     history = frame({k: history[k].tolist() for k in history.columns},
                     "time", False)
-    return Outcome(state, attributes, refused, fired, sla, outbox, history)
+    return Outcome(state, attributes, refused, fired, sla, outbox, history,
+                   {})
 
 
 # --- Tables -----------------------------------------------------------------
@@ -747,6 +934,8 @@ def case_frame(out: Outcome, inp: _Input, attrs: Sequence[str],
          else None for c in cases], dtype=object)
     f["refused_events"] = np.asarray(
         [out.refused.get(c, 0) for c in cases], dtype=np.int64)
+    f["attribute_changes"] = np.asarray(
+        [out.attribute_changes.get(c, 0) for c in cases], dtype=np.int64)
     h = out.history
     for ev in count_events:
         sub = h.loc[h["event"] == ev] if len(h) else h
