@@ -19,13 +19,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -611,6 +615,157 @@ auto Compute(const EventLog& log, F f) {
   return f(log);
 }
 
+// The variants as numpy arrays: "variant" (object: tuples of activity
+// names), "length", "count", "example_case" (object: case ids), in
+// VariantIds' order.
+//
+// Making 68k tuples and case ids (at 1 M events) costs more than finding
+// and ordering the variants.  With a second core, the finding and the
+// ordering run on another thread while this one makes each variant's
+// objects as soon as the variant is found.
+py::dict VariantsToPython(const EventLog& log) {
+  VariantTable groups;
+  std::vector<int32_t> order;
+  std::atomic<size_t> found{0};
+  std::atomic<bool> finished{false};
+  std::exception_ptr failure;
+  std::thread worker;
+  if (WorkerThreads() > 1 && log.num_cases() >= 4096) {
+    // Reserved here, before the worker starts, so that reading
+    // example_case below never races with its growth.
+    groups.example_case.reserve(static_cast<size_t>(log.num_cases()) + 1);
+    try {
+      worker = std::thread([&] {
+        try {
+          GroupVariantsInOrder(log, &groups, [&](size_t k) {
+            found.store(k, std::memory_order_release);
+          });
+          order = OrderVariants(log, groups);
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        finished.store(true, std::memory_order_release);
+      });
+    } catch (const std::system_error&) {
+      // No thread to be had: everything on this one, below.
+    }
+  }
+  struct Join {  // also on the way out of an exception
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) {
+        NoGil nogil;
+        t.join();
+      }
+    }
+  } join{worker};
+  if (!worker.joinable()) {
+    groups = Compute(log, GroupVariants);
+    found.store(groups.count.size());
+    finished.store(true);
+  }
+  // One str per distinct activity, shared by every tuple: the sequences
+  // cost a reference each, not a string each.
+  const int32_t num_activities = log.activities().size();
+  std::vector<py::str> names;
+  names.reserve(num_activities);
+  for (int32_t a = 0; a < num_activities; ++a) {
+    names.emplace_back(log.activity_name(a));
+  }
+  const int32_t* act = log.activity_column().data();
+  const int32_t* example_case = groups.example_case.data();
+  // Owned references, released on an error; moved into the arrays below.
+  std::vector<PyObject*> seq, example;
+  std::vector<int64_t> length;  // read here, where the reads are in order
+  seq.reserve(static_cast<size_t>(log.num_cases()) + 1);
+  example.reserve(static_cast<size_t>(log.num_cases()) + 1);
+  length.reserve(static_cast<size_t>(log.num_cases()) + 1);
+  struct Release {
+    std::vector<PyObject*>& a;
+    std::vector<PyObject*>& b;
+    bool armed = true;
+    ~Release() {
+      if (!armed) return;
+      for (PyObject* o : a) Py_XDECREF(o);
+      for (PyObject* o : b) Py_XDECREF(o);
+    }
+  } release{seq, example};
+  {
+    // Tens of thousands of new tuples would start the cyclic collector
+    // over and over, and each pass walks every tuple made so far; none of
+    // them can be part of a cycle.
+    PausedGc paused_gc;
+    // The variants come in the order of their first cases, so the reads
+    // of offsets, activities and case ids run through the log in order.
+    size_t made = 0;
+    while (true) {
+      const size_t k = found.load(std::memory_order_acquire);
+      if (made == k) {
+        if (finished.load(std::memory_order_acquire) &&
+            found.load(std::memory_order_acquire) == made) {
+          break;
+        }
+        std::this_thread::yield();
+        continue;
+      }
+      for (; made < k; ++made) {
+        const int32_t c = example_case[made];
+        const int64_t b = log.case_begin(c), e = log.case_end(c);
+        length.push_back(e - b);
+        PyObject* tuple = PyTuple_New(e - b);
+        if (tuple == nullptr) throw py::error_already_set();
+        for (int64_t i = b; i < e; ++i) {
+          PyObject* name = names[act[i]].ptr();
+          Py_INCREF(name);
+          PyTuple_SET_ITEM(tuple, i - b, name);
+        }
+        // A tuple of str cannot be part of a reference cycle: taken off
+        // the collector's lists here (as CPython itself does lazily), the
+        // first collection after the call does not walk them all.
+        PyObject_GC_UnTrack(tuple);
+        seq.push_back(tuple);
+        const std::string_view id = log.case_id(c);
+        PyObject* s = PyUnicode_FromStringAndSize(id.data(), id.size());
+        if (s == nullptr) throw py::error_already_set();
+        example.push_back(s);
+      }
+    }
+  }
+  if (worker.joinable()) {
+    NoGil nogil;
+    worker.join();
+  } else {
+    NoGil nogil;
+    order = OrderVariants(log, groups);
+  }
+  if (failure) std::rethrow_exception(failure);
+  const size_t n = groups.count.size();
+  // Object arrays rather than lists: pandas takes them as they are, where
+  // a list of 68k tuples costs a pass to convert.
+  py::object empty = py::module_::import("numpy").attr("empty");
+  py::array seqs = empty(n, py::arg("dtype") = "object");
+  py::array examples = empty(n, py::arg("dtype") = "object");
+  PyObject** seq_slots = static_cast<PyObject**>(seqs.mutable_data());
+  PyObject** example_slots = static_cast<PyObject**>(examples.mutable_data());
+  std::vector<int64_t> lengths(n), counts(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t g = order[i];
+    Py_XDECREF(seq_slots[i]);  // the None numpy put there
+    seq_slots[i] = seq[g];
+    Py_XDECREF(example_slots[i]);
+    example_slots[i] = example[g];
+    lengths[i] = length[g];
+    counts[i] = groups.count[g];
+  }
+  release.armed = false;
+  py::dict d;
+  d["variant"] = seqs;
+  d["length"] = Array(lengths);
+  d["count"] = Array(counts);
+  d["example_case"] = examples;
+  return d;
+}
+
 }  // namespace
 }  // namespace crmflow
 
@@ -619,6 +774,22 @@ void crmflow_register_analytics(pybind11::module_& m) {
   py::module_ errors = py::module_::import("crmflow._errors");
   errors_by_code = new py::object(errors.attr("BY_CODE"));
   error_base = new py::object(errors.attr("Error"));
+
+  m.def("worker_threads", &WorkerThreads,
+        "Threads the scans of a large event log use.");
+  m.def(
+      "set_worker_threads",
+      [](int threads) {
+        if (threads < 0 || threads > 64) {
+          RaiseInvalid("threads " + std::to_string(threads) +
+                       " out of range (expected 1 to 64, or 0 for the "
+                       "default)");
+        }
+        SetWorkerThreads(threads);
+      },
+      py::arg("threads"),
+      "Sets the threads the scans of a large event log use (0: the "
+      "default, CRMFLOW_THREADS or the machine's cores up to 8).");
 
   py::class_<EventLog, std::shared_ptr<EventLog>>(m, "EventLog")
       .def_static(
@@ -726,83 +897,7 @@ void crmflow_register_analytics(pybind11::module_& m) {
              d["time_in_activity"] = TimesToPython(f.time_in_activity);
              return d;
            })
-      .def("variants",
-           [](const EventLog& log) {
-             VariantTable t = Compute(log, VariantIds);
-             // One str per distinct activity, shared by every tuple: the
-             // sequences cost a reference each, not a string each.
-             const int32_t num_activities = log.activities().size();
-             std::vector<py::str> names;
-             names.reserve(num_activities);
-             for (int32_t a = 0; a < num_activities; ++a) {
-               names.emplace_back(log.activity_name(a));
-             }
-             const int32_t* act = log.activity_column().data();
-             const size_t n = t.count.size();
-             // Object arrays rather than lists: pandas takes them as they
-             // are, where a list of 68k tuples costs a pass to convert.
-             py::object empty = py::module_::import("numpy").attr("empty");
-             py::array seqs = empty(n, py::arg("dtype") = "object");
-             py::array examples = empty(n, py::arg("dtype") = "object");
-             PyObject** seq_slots =
-                 static_cast<PyObject**>(seqs.mutable_data());
-             PyObject** example_slots =
-                 static_cast<PyObject**>(examples.mutable_data());
-             std::vector<int64_t> lengths(n);
-             // Tens of thousands of new tuples would start the cyclic
-             // collector over and over, and each pass walks every tuple
-             // made so far; none of them can be part of a cycle.
-             PausedGc paused_gc;
-             // The example cases are spread over the whole log: visited in
-             // variant order, every variant would cost cache misses on its
-             // offsets, its activities and its case id.  Visited in case
-             // order instead, those reads are sequential, and only the
-             // writes into the two slot arrays (8 bytes a variant) jump.
-             // The Nones numpy put in the slots are released in one
-             // sequential pass first: reading each slot when it is filled,
-             // at a random place, would cost a cache miss per variant.
-             for (size_t i = 0; i < n; ++i) {
-               Py_XDECREF(seq_slots[i]);
-               seq_slots[i] = nullptr;
-               Py_XDECREF(example_slots[i]);
-               example_slots[i] = nullptr;
-             }
-             const int32_t num_cases = log.num_cases();
-             std::vector<int32_t> slot_of_case(num_cases, -1);
-             for (size_t i = 0; i < n; ++i) {
-               slot_of_case[t.example_case[i]] = static_cast<int32_t>(i);
-             }
-             for (int32_t c = 0; c < num_cases; ++c) {
-               const int32_t i = slot_of_case[c];
-               if (i < 0) continue;
-               const int64_t b = log.case_begin(c), e = log.case_end(c);
-               lengths[i] = e - b;
-               PyObject* tuple = PyTuple_New(e - b);
-               if (tuple == nullptr) throw py::error_already_set();
-               for (int64_t k = b; k < e; ++k) {
-                 PyObject* name = names[act[k]].ptr();
-                 Py_INCREF(name);
-                 PyTuple_SET_ITEM(tuple, k - b, name);
-               }
-               // A tuple of str cannot be part of a reference cycle: taken
-               // off the collector's lists here (as CPython itself does
-               // lazily), the first collection after the call does not
-               // walk 68k tuples.
-               PyObject_GC_UnTrack(tuple);
-               seq_slots[i] = tuple;
-               const std::string& id = log.case_id(c);
-               PyObject* example =
-                   PyUnicode_FromStringAndSize(id.data(), id.size());
-               if (example == nullptr) throw py::error_already_set();
-               example_slots[i] = example;
-             }
-             py::dict d;
-             d["variant"] = seqs;
-             d["length"] = Array(lengths);
-             d["count"] = Array(t.count);
-             d["example_case"] = examples;
-             return d;
-           })
+      .def("variants", &VariantsToPython)
       .def("time_in_activity",
            [](const EventLog& log) {
              return TimesToPython(Compute(log, TimeInActivity));

@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <unordered_map>
 #include <utility>
+
+#include "parallel.h"
 
 namespace crmflow {
 
@@ -380,17 +383,19 @@ constexpr int64_t kDensePairs = int64_t{1} << 16;
 struct PairGaps {
   int32_t n = 0;
   std::vector<int64_t> pos;    // n * n + 1
-  // One per pair of consecutive events.  Not a vector: every slot is
-  // written by the gathering pass, so zeroing megabytes first would be a
-  // pass for nothing.
-  std::unique_ptr<int64_t[]> gaps;
+  // One per pair of consecutive events, every slot written by the
+  // gathering pass (so not a zeroed vector).
+  internal::ScratchArray<int64_t> gaps;
   std::vector<int64_t> starts;  // per activity: cases starting with it
   std::vector<int64_t> ends;    // per activity: cases ending with it
 };
 
 // Two sequential passes over the activity and time columns: counts per
 // pair (giving the offsets), then every gap written to its pair's slot.
-// No per-event index is kept between the passes.
+// No per-event index is kept between the passes.  Large logs are split
+// into ranges of cases, one per thread; the gaps of a pair from range p
+// follow those from ranges before p, so the layout is the one a single
+// pass gives.
 PairGaps GatherPairGaps(const EventLog& log) {
   PairGaps g;
   const int32_t n = log.activities().size();
@@ -400,38 +405,73 @@ PairGaps GatherPairGaps(const EventLog& log) {
   const int64_t* t = log.time_column().data();
   const int64_t* off = log.case_offsets().data();
   const int32_t num_cases = log.num_cases();
-  g.starts.assign(n, 0);
-  g.ends.assign(n, 0);
-  // Fewer than 2^32 events, so a pair count fits 32 bits.
-  std::vector<uint32_t> count(n2, 0);
-  for (int32_t c = 0; c < num_cases; ++c) {
-    const int64_t b = off[c], e = off[c + 1];
-    if (b == e) continue;
-    ++g.starts[act[b]];
-    ++g.ends[act[e - 1]];
-    size_t row = static_cast<size_t>(act[b]) * n;
-    for (int64_t i = b + 1; i < e; ++i) {
-      const size_t cur = static_cast<size_t>(act[i]);
-      ++count[row + cur];
-      row = cur * n;
+  // Each part keeps a count and a slot per pair: with many activities,
+  // one part a thread.
+  const int parts =
+      internal::PartsFor(log.num_events(), n2 <= 4096 ? 4 : 1);
+  const std::vector<int64_t> bounds = internal::SplitByWeight(
+      num_cases, parts, [off](int64_t c) { return off[c]; });
+  struct Part {
+    // Fewer than 2^32 events, so a pair count fits 32 bits.
+    std::vector<uint32_t> count;
+    std::vector<int64_t> starts, ends;
+    std::vector<int64_t> fill;  // next slot of each pair for this part
+  };
+  std::vector<Part> part(parts);
+  internal::RunParts(parts, [&](int p) {
+    Part& mine = part[p];
+    mine.count.assign(n2, 0);
+    mine.starts.assign(n, 0);
+    mine.ends.assign(n, 0);
+    uint32_t* count = mine.count.data();
+    for (int64_t c = bounds[p]; c < bounds[p + 1]; ++c) {
+      const int64_t b = off[c], e = off[c + 1];
+      if (b == e) continue;
+      ++mine.starts[act[b]];
+      ++mine.ends[act[e - 1]];
+      size_t row = static_cast<size_t>(act[b]) * n;
+      for (int64_t i = b + 1; i < e; ++i) {
+        const size_t cur = static_cast<size_t>(act[i]);
+        ++count[row + cur];
+        row = cur * n;
+      }
     }
-  }
+  });
   g.pos.resize(n2 + 1);
   g.pos[0] = 0;
-  for (size_t k = 0; k < n2; ++k) g.pos[k + 1] = g.pos[k] + count[k];
-  std::vector<int64_t> fill(g.pos.begin(), g.pos.end() - 1);
-  g.gaps.reset(new int64_t[static_cast<size_t>(g.pos[n2])]);
-  int64_t* gaps = g.gaps.get();
-  for (int32_t c = 0; c < num_cases; ++c) {
-    const int64_t b = off[c], e = off[c + 1];
-    if (e - b < 2) continue;
-    size_t row = static_cast<size_t>(act[b]) * n;
-    for (int64_t i = b + 1; i < e; ++i) {
-      const size_t cur = static_cast<size_t>(act[i]);
-      gaps[fill[row + cur]++] = t[i] - t[i - 1];
-      row = cur * n;
+  for (Part& mine : part) mine.fill.resize(n2);
+  for (size_t k = 0; k < n2; ++k) {
+    int64_t at = g.pos[k];
+    for (Part& mine : part) {
+      mine.fill[k] = at;
+      at += mine.count[k];
+    }
+    g.pos[k + 1] = at;
+  }
+  g.starts.assign(n, 0);
+  g.ends.assign(n, 0);
+  for (Part& mine : part) {
+    std::vector<uint32_t>().swap(mine.count);
+    for (int32_t a = 0; a < n; ++a) {
+      g.starts[a] += mine.starts[a];
+      g.ends[a] += mine.ends[a];
     }
   }
+  g.gaps = internal::ScratchArray<int64_t>(static_cast<size_t>(g.pos[n2]));
+  int64_t* gaps = g.gaps.get();
+  internal::RunParts(parts, [&](int p) {
+    int64_t* fill = part[p].fill.data();
+    for (int64_t c = bounds[p]; c < bounds[p + 1]; ++c) {
+      const int64_t b = off[c], e = off[c + 1];
+      if (e - b < 2) continue;
+      size_t row = static_cast<size_t>(act[b]) * n;
+      for (int64_t i = b + 1; i < e; ++i) {
+        const size_t cur = static_cast<size_t>(act[i]);
+        gaps[fill[row + cur]++] = t[i] - t[i - 1];
+        row = cur * n;
+      }
+    }
+  });
   return g;
 }
 
@@ -467,15 +507,27 @@ Dfg DfgFromPairGaps(const EventLog& log, PairGaps& g) {
   });
   Dfg dfg;
   dfg.edges.resize(keys.size());
+  // The statistics cost about the number of gaps: split the edges into
+  // ranges of about equal gap counts, one per thread.
+  std::vector<int64_t> weight(keys.size() + 1, 0);
   for (size_t i = 0; i < keys.size(); ++i) {
-    DfgEdge& edge = dfg.edges[i];
-    const size_t k = static_cast<size_t>(keys[i].from) * n + keys[i].to;
-    edge.from = log.activity_name(keys[i].from);
-    edge.to = log.activity_name(keys[i].to);
-    edge.count = keys[i].count;
-    edge.duration = ComputeDurationStats(
-        std::span<int64_t>(g.gaps.get() + g.pos[k], keys[i].count));
+    weight[i + 1] = weight[i] + keys[i].count;
   }
+  const int parts = internal::PartsFor(weight.back());
+  const std::vector<int64_t> bounds = internal::SplitByWeight(
+      static_cast<int64_t>(keys.size()), parts,
+      [&weight](int64_t i) { return weight[i]; });
+  internal::RunParts(parts, [&](int p) {
+    for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) {
+      DfgEdge& edge = dfg.edges[i];
+      const size_t k = static_cast<size_t>(keys[i].from) * n + keys[i].to;
+      edge.from = log.activity_name(keys[i].from);
+      edge.to = log.activity_name(keys[i].to);
+      edge.count = keys[i].count;
+      edge.duration = ComputeDurationStats(
+          std::span<int64_t>(g.gaps.get() + g.pos[k], keys[i].count));
+    }
+  });
   dfg.start_activities = CountsToNames(log, g.starts);
   dfg.end_activities = CountsToNames(log, g.ends);
   return dfg;
@@ -486,19 +538,41 @@ std::vector<ActivityTime> TimesFromPairGaps(const EventLog& log,
                                             PairGaps& g) {
   const int32_t n = g.n;
   std::vector<ActivityTime> out;
+  // Activities with events, and where their gaps lie.
+  std::vector<int32_t> present;
   for (int32_t a = 0; a < n; ++a) {
     const int64_t b = g.pos[static_cast<size_t>(a) * n];
     const int64_t e = g.pos[static_cast<size_t>(a + 1) * n];
     // Every occurrence has a next event except the last of a case.
     const int64_t events = (e - b) + g.ends[a];
     if (events == 0) continue;
+    present.push_back(a);
     ActivityTime at;
     at.activity = log.activity_name(a);
     at.events = events;
-    at.duration =
-        ComputeDurationStats(std::span<int64_t>(g.gaps.get() + b, e - b));
     out.push_back(std::move(at));
   }
+  auto gap_range = [&](int32_t a) {
+    return std::pair<int64_t, int64_t>(
+        g.pos[static_cast<size_t>(a) * n],
+        g.pos[static_cast<size_t>(a + 1) * n]);
+  };
+  std::vector<int64_t> weight(present.size() + 1, 0);
+  for (size_t i = 0; i < present.size(); ++i) {
+    auto [b, e] = gap_range(present[i]);
+    weight[i + 1] = weight[i] + (e - b);
+  }
+  const int parts = internal::PartsFor(weight.back());
+  const std::vector<int64_t> bounds = internal::SplitByWeight(
+      static_cast<int64_t>(present.size()), parts,
+      [&weight](int64_t i) { return weight[i]; });
+  internal::RunParts(parts, [&](int p) {
+    for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) {
+      auto [b, e] = gap_range(present[i]);
+      out[i].duration =
+          ComputeDurationStats(std::span<int64_t>(g.gaps.get() + b, e - b));
+    }
+  });
   std::sort(out.begin(), out.end(),
             [](const ActivityTime& a, const ActivityTime& b) {
               return a.activity < b.activity;
@@ -620,70 +694,190 @@ void RadixSort(std::vector<RadixItem>* v) {
 
 }  // namespace
 
-VariantTable VariantIds(const EventLog& log) {
+namespace {
+
+// Open addressing on the low bits of the hash; the slot keeps the high 32
+// bits as a tag and where the variant's first case lies, so that a probe
+// reads neither the offsets nor (unless the tag and length match) the
+// events.  Events number fewer than 2^32.
+struct VariantSlot {
+  uint32_t tag;
+  int32_t variant;  // -1: free
+  uint32_t begin;   // first event of the variant's first case
+  uint32_t length;
+};
+
+// Cases between two calls of ProbeVariants' on_batch.
+constexpr int32_t kVariantBatch = 2048;
+
+// Finds the distinct sequences among m cases, visited in the order
+// case_at(0), case_at(1), ... (increasing case indices): appends each new
+// variant's first case to *rep and its count to *count (so *rep must not
+// reallocate while `on_batch` readers look at it), and calls
+// on_batch(rep->size()) after every batch of cases and at the end.
+template <typename CaseAt, typename OnBatch>
+void ProbeVariants(const EventLog& log, const uint64_t* hashes, int32_t m,
+                   CaseAt case_at, std::vector<int32_t>* rep,
+                   std::vector<int64_t>* count, OnBatch on_batch) {
   const int32_t* act = log.activity_column().data();
   const int64_t* off = log.case_offsets().data();
-  const int32_t num_cases = log.num_cases();
-  VariantTable out;
-  // Hashes first, in one sequential pass, so that the probes below can
-  // prefetch their slots: the table outgrows the L2 cache at about 100k
-  // cases, and a miss per case would cost more than all the hashing.
-  std::vector<uint64_t> hashes(num_cases);
-  for (int32_t c = 0; c < num_cases; ++c) {
-    hashes[c] = HashSpan(act + off[c], off[c + 1] - off[c]);
-  }
-  // Open addressing on the low bits of the hash; the slot keeps the high
-  // 32 bits as a tag and where the variant's first case lies, so that a
-  // probe reads neither the offsets nor (unless the tag and length match)
-  // the events.  Events number fewer than 2^32.
-  struct Slot {
-    uint32_t tag;
-    int32_t variant;  // -1: free
-    uint32_t begin;   // first event of the variant's first case
-    uint32_t length;
-  };
   size_t capacity = 16;
-  while (capacity < 2 * static_cast<size_t>(num_cases)) capacity *= 2;
+  while (capacity < 2 * static_cast<size_t>(m)) capacity *= 2;
   const size_t mask = capacity - 1;
-  std::vector<Slot> table(capacity, Slot{0, -1, 0, 0});
-  std::vector<int32_t>& rep = out.example_case;
-  std::vector<int64_t>& count = out.count;
+  internal::ScratchArray<VariantSlot> table(capacity);
+  std::fill(table.get(), table.get() + capacity, VariantSlot{0, -1, 0, 0});
   // Two-stage prefetch: the slot far ahead, then (once it is in cache) the
   // events of the variant it holds, which the comparison of a repeated
   // variant reads at a random place in the log.
   constexpr int32_t kFar = 16, kNear = 6;
-  for (int32_t c = 0; c < num_cases; ++c) {
-    if (c + kFar < num_cases) {
-      __builtin_prefetch(&table[hashes[c + kFar] & mask]);
+  for (int32_t j = 0; j < m; ++j) {
+    if (j + kFar < m) {
+      __builtin_prefetch(&table[hashes[case_at(j + kFar)] & mask]);
     }
-    if (c + kNear < num_cases) {
-      const Slot& ahead = table[hashes[c + kNear] & mask];
+    if (j + kNear < m) {
+      const VariantSlot& ahead = table[hashes[case_at(j + kNear)] & mask];
       if (ahead.variant >= 0) __builtin_prefetch(act + ahead.begin);
     }
+    const int32_t c = case_at(j);
     const int32_t* b = act + off[c];
     const uint32_t n = static_cast<uint32_t>(off[c + 1] - off[c]);
     const uint64_t h = hashes[c];
     const uint32_t tag = static_cast<uint32_t>(h >> 32);
     size_t slot = static_cast<size_t>(h) & mask;
     while (true) {
-      Slot& s = table[slot];
+      VariantSlot& s = table[slot];
       if (s.variant < 0) {
-        s = Slot{tag, static_cast<int32_t>(rep.size()),
-                 static_cast<uint32_t>(off[c]), n};
-        rep.push_back(c);
-        count.push_back(1);
+        s = VariantSlot{tag, static_cast<int32_t>(rep->size()),
+                        static_cast<uint32_t>(off[c]), n};
+        rep->push_back(c);
+        count->push_back(1);
         break;
       }
       if (s.tag == tag && s.length == n &&
           std::equal(b, b + n, act + s.begin)) {
-        ++count[s.variant];
+        ++(*count)[s.variant];
         break;
       }
       slot = (slot + 1) & mask;
     }
+    if ((j + 1) % kVariantBatch == 0) on_batch(rep->size());
   }
-  std::vector<Slot>().swap(table);
-  std::vector<uint64_t>().swap(hashes);
+  on_batch(rep->size());
+}
+
+// The hash of every case's sequence, on up to WorkerCount() threads (or
+// on this one alone when `threads` is false).  Hashed first, in one
+// sequential pass, so that the probes can prefetch their slots: a table
+// outgrows the L2 cache at about 100k cases, and a miss per case would
+// cost more than all the hashing.
+internal::ScratchArray<uint64_t> CaseHashes(const EventLog& log,
+                                            bool threads) {
+  const int32_t* act = log.activity_column().data();
+  const int64_t* off = log.case_offsets().data();
+  const int32_t num_cases = log.num_cases();
+  internal::ScratchArray<uint64_t> hashes(static_cast<size_t>(num_cases));
+  const int parts = threads ? internal::PartsFor(log.num_events()) : 1;
+  const std::vector<int64_t> bounds = internal::SplitByWeight(
+      num_cases, parts, [off](int64_t c) { return off[c]; });
+  internal::RunParts(parts, [&](int p) {
+    for (int64_t c = bounds[p]; c < bounds[p + 1]; ++c) {
+      hashes[c] = HashSpan(act + off[c], off[c + 1] - off[c]);
+    }
+  });
+  return hashes;
+}
+
+}  // namespace
+
+VariantTable GroupVariants(const EventLog& log) {
+  const int32_t num_cases = log.num_cases();
+  const internal::ScratchArray<uint64_t> hashes = CaseHashes(log, true);
+  // The distinct sequences are found in `shards` independent tables, a
+  // case going to the shard its hash picks, one shard per thread.  Equal
+  // sequences hash equally, so each variant lives in one shard, and each
+  // shard visits its cases in log order: its first case is the variant's
+  // first case, as with one table.  Variant numbers differ with the shard
+  // count, but OrderVariants' order is total, so its result does not.
+  const int shards = std::min(internal::WorkerCount(),
+                              internal::PartsFor(log.num_events(), 1));
+  VariantTable out;
+  if (shards == 1) {
+    ProbeVariants(
+        log, hashes.get(), num_cases, [](int32_t j) { return j; },
+        &out.example_case, &out.count, [](size_t) {});
+    return out;
+  }
+  auto shard_of = [shards](uint64_t h) {
+    return static_cast<int>(((h >> 32) * static_cast<uint64_t>(shards)) >>
+                            32);
+  };
+  std::vector<VariantTable> shard(shards);
+  internal::RunParts(shards, [&](int p) {
+    std::vector<int32_t> cases;  // of this shard, in log order
+    cases.reserve(num_cases / shards + num_cases / 16 + 16);
+    for (int32_t c = 0; c < num_cases; ++c) {
+      if (shard_of(hashes[c]) == p) cases.push_back(c);
+    }
+    const int32_t* at = cases.data();
+    ProbeVariants(
+        log, hashes.get(), static_cast<int32_t>(cases.size()),
+        [at](int32_t j) { return at[j]; }, &shard[p].example_case,
+        &shard[p].count, [](size_t) {});
+  });
+  size_t total = 0;
+  for (const VariantTable& mine : shard) total += mine.count.size();
+  out.example_case.reserve(total);
+  out.count.reserve(total);
+  for (VariantTable& mine : shard) {
+    out.example_case.insert(out.example_case.end(),
+                            mine.example_case.begin(),
+                            mine.example_case.end());
+    out.count.insert(out.count.end(), mine.count.begin(), mine.count.end());
+    mine = VariantTable();
+  }
+  return out;
+}
+
+void GroupVariantsInOrder(const EventLog& log, VariantTable* groups,
+                          const std::function<void(size_t)>& found) {
+  const int32_t num_cases = log.num_cases();
+  groups->example_case.clear();
+  groups->count.clear();
+  // Reserved for the most variants there can be, so that readers of
+  // example_case on other threads never see it move.
+  groups->example_case.reserve(static_cast<size_t>(num_cases) + 1);
+  groups->count.reserve(static_cast<size_t>(num_cases) + 1);
+  // Hashed batch by batch, a batch ahead of the probes (which prefetch a
+  // few cases ahead): the first variants are out after one batch, not
+  // after a pass over the whole log.
+  const int32_t* act = log.activity_column().data();
+  const int64_t* off = log.case_offsets().data();
+  internal::ScratchArray<uint64_t> hashes(static_cast<size_t>(num_cases));
+  constexpr int32_t kAhead = 2 * kVariantBatch;
+  int32_t hashed = 0;
+  auto hash_to = [&](int32_t end) {
+    for (; hashed < end; ++hashed) {
+      hashes[hashed] =
+          HashSpan(act + off[hashed], off[hashed + 1] - off[hashed]);
+    }
+  };
+  hash_to(std::min(num_cases, kAhead));
+  ProbeVariants(
+      log, hashes.get(), num_cases, [](int32_t j) { return j; },
+      &groups->example_case, &groups->count, [&](size_t k) {
+        // Called every kVariantBatch cases: the hashes stay a batch or
+        // more ahead of the probes.
+        hash_to(std::min(num_cases, hashed + kAhead / 2));
+        found(k);
+      });
+}
+
+std::vector<int32_t> OrderVariants(const EventLog& log,
+                                   const VariantTable& groups) {
+  const int32_t* act = log.activity_column().data();
+  const int64_t* off = log.case_offsets().data();
+  const std::vector<int32_t>& rep = groups.example_case;
+  const std::vector<int64_t>& count = groups.count;
   // Order by count, then by sequence of names (compared through the rank
   // of each activity name, so no string is touched while sorting).
   const int32_t num_activities = log.activities().size();
@@ -735,12 +929,27 @@ VariantTable VariantIds(const EventLog& log) {
     if (j - i > 1) std::sort(items.begin() + i, items.begin() + j, sequence_less);
     i = j;
   }
+  std::vector<int32_t> order(items.size());
+  for (size_t i = 0; i < items.size(); ++i) order[i] = items[i].id;
+  return order;
+}
+
+int WorkerThreads() { return internal::WorkerCount(); }
+
+void SetWorkerThreads(int threads) {
+  internal::WorkerCountOverride().store(std::clamp(threads, 0, 64),
+                                        std::memory_order_relaxed);
+}
+
+VariantTable VariantIds(const EventLog& log) {
+  const VariantTable groups = GroupVariants(log);
+  const std::vector<int32_t> order = OrderVariants(log, groups);
   VariantTable sorted;
-  sorted.example_case.resize(items.size());
-  sorted.count.resize(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    sorted.example_case[i] = rep[items[i].id];
-    sorted.count[i] = count[items[i].id];
+  sorted.example_case.resize(order.size());
+  sorted.count.resize(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    sorted.example_case[i] = groups.example_case[order[i]];
+    sorted.count[i] = groups.count[order[i]];
   }
   return sorted;
 }
@@ -1080,6 +1289,8 @@ ReworkResult Rework(const EventLog& log) {
 
 std::vector<HandOver> HandOvers(const EventLog& log) {
   const int64_t n = log.resources().size();
+  // An empty resource column: no event has a resource, so no hand-over.
+  if (log.resource_column().empty()) return {};
   std::unordered_map<int64_t, int64_t> counts;
   const int32_t* res = log.resource_column().data();
   for (int32_t c = 0; c < log.num_cases(); ++c) {

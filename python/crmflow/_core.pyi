@@ -143,7 +143,7 @@ class Engine:
         expected_version: Optional[int] = None,
         source: str = "",
     ) -> str:
-        """Returns the new state name."""
+        """Returns the state the transaction is in when the call ends."""
     def allowed_events(self, id: str) -> list[str]: ...
     def set_attributes(
         self, id: str, attributes: dict[str, Any], expected_version: int
@@ -219,6 +219,13 @@ def format_local(micros: int, zone: str) -> str:
 
 def decimal_round(text: str, places: int) -> str:
     """Rounds a decimal half away from zero."""
+
+def worker_threads() -> int:
+    """Threads the scans of a large event log use."""
+
+def set_worker_threads(threads: int) -> None:
+    """Sets them (1 to 64; 0: CRMFLOW_THREADS or the machine's cores, up
+    to 8); results never depend on it."""
 
 class Approvals:
     """crmflow::Approvals (approvals.h): rows are dicts, times int

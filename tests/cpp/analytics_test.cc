@@ -453,10 +453,10 @@ void ExpectStats(const DurationStats& s, const std::vector<int64_t>& gaps) {
 // DFG and time in activity against maps of names built here from the raw
 // events, for a log that fits the per-pair arrays (20 activities) and one
 // that does not (300 activities: 90,000 pairs).
-TEST(AnalyticsFollows, JointAndSeparateMatchNaiveCounts) {
-  for (int num_activities : {20, 300}) {
-    SCOPED_TRACE(num_activities);
-    EventLog log = RandomLog(num_activities, 3000, 11);
+// DirectlyFollowsAndTimes, DirectlyFollows and TimeInActivity against
+// maps of gaps built here.
+void ExpectFollowsMatchNaive(const EventLog& log) {
+  {
     std::map<std::pair<std::string, std::string>, std::vector<int64_t>> pairs;
     std::map<std::string, std::vector<int64_t>> after;
     std::map<std::string, int64_t> events;
@@ -507,12 +507,17 @@ TEST(AnalyticsFollows, JointAndSeparateMatchNaiveCounts) {
   }
 }
 
+TEST(AnalyticsFollows, JointAndSeparateMatchNaiveCounts) {
+  for (int num_activities : {20, 300}) {
+    SCOPED_TRACE(num_activities);
+    ExpectFollowsMatchNaive(RandomLog(num_activities, 3000, 11));
+  }
+}
+
 // Variants against a map of name sequences built here, with sequences
 // longer than the prefix the sort packs into 64 bits and equal on it.
-TEST(AnalyticsVariants, LongTiedSequencesMatchNaiveOrder) {
-  for (int num_activities : {5, 40, 300}) {
-    SCOPED_TRACE(num_activities);
-    EventLog log = RandomLog(num_activities, 4000, 5);
+void ExpectVariantsMatchNaive(const EventLog& log) {
+  {
     std::map<std::vector<std::string>, std::pair<int64_t, std::string>> seen;
     for (int32_t c = 0; c < log.num_cases(); ++c) {
       std::vector<std::string> seq;
@@ -538,6 +543,83 @@ TEST(AnalyticsVariants, LongTiedSequencesMatchNaiveOrder) {
       EXPECT_EQ(v[i].example_case, seen[order[i]].second) << i;
     }
   }
+}
+
+TEST(AnalyticsVariants, LongTiedSequencesMatchNaiveOrder) {
+  for (int num_activities : {5, 40, 300}) {
+    SCOPED_TRACE(num_activities);
+    ExpectVariantsMatchNaive(RandomLog(num_activities, 4000, 5));
+  }
+}
+
+// Logs large enough to be split between threads (parts of 65k events)
+// give the naive figures with 1, 2 and 3 threads: the dense pair arrays
+// with few activities (four parts a thread) and with many (one part a
+// thread), and the variant shards.
+TEST(AnalyticsThreads, ResultsDoNotDependOnThreads) {
+  for (int num_activities : {20, 200}) {
+    SCOPED_TRACE(num_activities);
+    const EventLog log = RandomLog(num_activities, 30000, 3);
+    ASSERT_GT(log.num_events(), 300000);
+    for (int threads : {1, 2, 3}) {
+      SCOPED_TRACE(threads);
+      SetWorkerThreads(threads);
+      EXPECT_EQ(WorkerThreads(), threads);
+      ExpectFollowsMatchNaive(log);
+      ExpectVariantsMatchNaive(log);
+    }
+  }
+  SetWorkerThreads(0);
+}
+
+// GroupVariantsInOrder finds the variants of GroupVariants, each with its
+// first case, in the order of those cases, and reports them as found.
+TEST(AnalyticsThreads, VariantsInOrderOfFirstCase) {
+  const EventLog log = RandomLog(40, 30000, 8);
+  std::map<std::vector<int32_t>, std::pair<int32_t, int64_t>> naive;
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    std::vector<int32_t> seq(
+        log.activity_column().begin() + log.case_begin(c),
+        log.activity_column().begin() + log.case_end(c));
+    auto [it, added] = naive.try_emplace(seq, c, 0);
+    ++it->second.second;
+  }
+  VariantTable in_order;
+  std::vector<size_t> reported;
+  GroupVariantsInOrder(log, &in_order,
+                       [&](size_t k) { reported.push_back(k); });
+  ASSERT_EQ(in_order.count.size(), naive.size());
+  ASSERT_FALSE(reported.empty());
+  EXPECT_EQ(reported.back(), naive.size());
+  EXPECT_TRUE(std::is_sorted(reported.begin(), reported.end()));
+  EXPECT_TRUE(std::is_sorted(in_order.example_case.begin(),
+                             in_order.example_case.end()));
+  for (int threads : {1, 2}) {
+    SetWorkerThreads(threads);
+    const VariantTable grouped = GroupVariants(log);
+    const VariantTable* tables[] = {&in_order, &grouped};
+    for (const VariantTable* t : tables) {
+      ASSERT_EQ(t->count.size(), naive.size());
+      for (size_t i = 0; i < t->count.size(); ++i) {
+        const int32_t c = t->example_case[i];
+        std::vector<int32_t> seq(
+            log.activity_column().begin() + log.case_begin(c),
+            log.activity_column().begin() + log.case_end(c));
+        const auto& [first, count] = naive.at(seq);
+        EXPECT_EQ(c, first);
+        EXPECT_EQ(t->count[i], count);
+      }
+    }
+    // OrderVariants puts either grouping in VariantIds' order.
+    const VariantTable ids = VariantIds(log);
+    const std::vector<int32_t> order = OrderVariants(log, in_order);
+    ASSERT_EQ(order.size(), ids.count.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      EXPECT_EQ(in_order.example_case[order[i]], ids.example_case[i]);
+      EXPECT_EQ(in_order.count[order[i]], ids.count[i]);
+    }
+  }
+  SetWorkerThreads(0);
 }
 
 TEST(AnalyticsSmall, TimeInActivity) {

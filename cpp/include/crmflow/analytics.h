@@ -41,6 +41,7 @@
 #define CRMFLOW_ANALYTICS_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -133,6 +134,32 @@ struct VariantTable {
   std::vector<int64_t> count;         // per variant: number of cases
 };
 VariantTable VariantIds(const EventLog& log);
+
+// VariantIds in two steps, for a caller that does other work between
+// them.  GroupVariants gives the same variants with the same example
+// cases and counts, in no particular order; OrderVariants gives the
+// indices into them in VariantIds' order.  Both run on several threads
+// for large logs (the environment variable CRMFLOW_THREADS caps them;
+// 1 = the calling thread only); the results do not depend on the number.
+VariantTable GroupVariants(const EventLog& log);
+// The number of threads the scans of a large log use: the last
+// SetWorkerThreads, else the environment variable CRMFLOW_THREADS, else
+// the machine's cores, at most 8.  Logs under about 65k events are
+// scanned on the calling thread alone.
+int WorkerThreads();
+// Sets that number (1 to 64; 0 restores the default).  Results never
+// depend on it.  Takes effect for computations started afterwards.
+void SetWorkerThreads(int threads);
+// GroupVariants on the calling thread alone, for a caller that uses the
+// variants while they are being found (on another thread): the variants
+// come in the order of their first cases, groups->example_case is
+// reserved for every case first (so it never moves), and after each batch
+// of cases `found(k)` is called: example_case[0 .. k) is then final.
+// Counts are final on return.
+void GroupVariantsInOrder(const EventLog& log, VariantTable* groups,
+                          const std::function<void(size_t)>& found);
+std::vector<int32_t> OrderVariants(const EventLog& log,
+                                   const VariantTable& groups);
 
 // How an activity instance was formed.
 enum class InstanceKind : uint8_t {
