@@ -111,7 +111,14 @@ ApprovalMatrix MatrixFromDict(const py::dict& d) {
     py::dict b = py::reinterpret_borrow<py::dict>(hb);
     ApprovalBand band;
     band.name = Text(b, "name", bw, true);
-    band.condition = Text(b, "condition", bw, false);
+    if (!b.contains("condition") || b["condition"].is_none()) {
+      // A band without a condition would match everything: the catch-all
+      // is spelled "true".
+      Invalid(bw + " (\"" + band.name + "\"): missing condition (expected "
+              "an expression, e.g. \"amount <= 1000\", or \"true\" for a "
+              "band that matches everything)");
+    }
+    band.condition = Text(b, "condition", bw, true);
     if (b.contains("steps")) {
       for (py::handle hs : b["steps"]) {
         if (!py::isinstance<py::dict>(hs)) {

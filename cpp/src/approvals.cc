@@ -87,6 +87,26 @@ StatusOr<Timestamp> ParseTime(const std::string& text, std::string_view what) {
   return *t;
 }
 
+// The instants a Timestamp supports (value.h): 0001-01-01T00:00:00Z to
+// 9999-12-31T23:59:59.999999Z.  The engine takes any explicit time as
+// given (replays and backdated imports need that), so approvals refuse
+// only what cannot be stored as the fixed-width time text: a time outside
+// this range would be written but never read back.
+constexpr int64_t kFirstMicros = -62135596800000000;
+constexpr int64_t kLastMicros = 253402300799999999;
+
+Status CheckSupported(const std::string& what, Timestamp t) {
+  if (t.micros >= kFirstMicros && t.micros <= kLastMicros) {
+    return Status::Ok();
+  }
+  return Status(Code::kInvalidArgument,
+                what + " time " + std::to_string(t.micros) +
+                    " microseconds since 1970 is outside the supported "
+                    "range " +
+                    Timestamp{kFirstMicros}.ToIso() + " to " +
+                    Timestamp{kLastMicros}.ToIso());
+}
+
 constexpr const char* kSchemaSql =
     "CREATE TABLE IF NOT EXISTS approval_requests(id INTEGER PRIMARY KEY, "
     "transaction_id TEXT, kind TEXT, band INTEGER, band_name TEXT, "
@@ -106,9 +126,11 @@ constexpr const char* kSchemaSql =
     "comment TEXT NULL);"
     "CREATE INDEX IF NOT EXISTS approval_decisions_by_request ON "
     "approval_decisions(request_id, step);"
+    // AUTOINCREMENT: a removed delegation's id is never given again, so an
+    // id quoted in a log or a decision's review names one window for good.
     "CREATE TABLE IF NOT EXISTS approval_delegations(id INTEGER PRIMARY "
-    "KEY, actor TEXT, substitute TEXT, starts_at TEXT, ends_at TEXT, "
-    "created_at TEXT);"
+    "KEY AUTOINCREMENT, actor TEXT, substitute TEXT, starts_at TEXT, "
+    "ends_at TEXT, created_at TEXT);"
     "CREATE INDEX IF NOT EXISTS approval_delegations_by_substitute ON "
     "approval_delegations(substitute);"
     // The matrices, one row per kind plus its bands and steps in order.
@@ -123,6 +145,41 @@ constexpr const char* kSchemaSql =
     "approvers TEXT NULL, team TEXT NULL, "
     "PRIMARY KEY (kind, band, position));";
 
+// Files made before delegation ids were kept unique have the table
+// without AUTOINCREMENT, which SQLite cannot add in place: the table is
+// rebuilt with its rows and ids (the copy sets the counter to the highest
+// id).  Older builds read and write the rebuilt table unchanged, so the
+// store's schema version stays as it is.
+constexpr const char* kMigrateDelegationsSql =
+    "CREATE TABLE approval_delegations_rebuilt(id INTEGER PRIMARY KEY "
+    "AUTOINCREMENT, actor TEXT, substitute TEXT, starts_at TEXT, "
+    "ends_at TEXT, created_at TEXT);"
+    "INSERT INTO approval_delegations_rebuilt(id, actor, substitute, "
+    "starts_at, ends_at, created_at) SELECT id, actor, substitute, "
+    "starts_at, ends_at, created_at FROM approval_delegations ORDER BY id;"
+    "DROP TABLE approval_delegations;"
+    "ALTER TABLE approval_delegations_rebuilt RENAME TO "
+    "approval_delegations;"
+    "CREATE INDEX IF NOT EXISTS approval_delegations_by_substitute ON "
+    "approval_delegations(substitute);";
+
+// Returns true when approval_delegations was made without AUTOINCREMENT.
+StatusOr<bool> DelegationsNeedRebuild(sqlite3* db) {
+  SqlStatement s(db,
+                 "SELECT sql FROM sqlite_master WHERE type = 'table' AND "
+                 "name = 'approval_delegations'",
+                 "approvals");
+  if (!s.ok()) return s.Error("read schema");
+  int rc = s.Step();
+  if (rc == SQLITE_DONE) return false;
+  if (rc != SQLITE_ROW) return s.Error("read schema");
+  std::string sql = s.ColumnText(0);
+  std::transform(sql.begin(), sql.end(), sql.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  });
+  return sql.find("AUTOINCREMENT") == std::string::npos;
+}
+
 std::string MatrixWhere(const ApprovalMatrix& m) {
   return "approval matrix " + Quote(m.kind);
 }
@@ -132,14 +189,23 @@ std::string BandWhere(const ApprovalMatrix& m, size_t i) {
          Quote(m.bands[i].name) + ")";
 }
 
+// True when `text` is empty or only spaces, tabs and line breaks.
+bool IsBlank(std::string_view text) {
+  return text.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos;
+}
+
+// A name that is blank after trimming would be an approver nobody can be
+// (no actor id is blank) or a label nobody can read: refused like an
+// empty one.
 Status CheckName(std::string_view where, std::string_view what,
                  std::string_view name) {
-  if (name.empty() || !IsValidUtf8(name) ||
+  if (IsBlank(name) || !IsValidUtf8(name) ||
       name.find('\n') != std::string_view::npos) {
     return Status(Code::kInvalidArgument,
                   std::string(where) + ": bad " + std::string(what) + " " +
                       Quote(IsValidUtf8(name) ? name : "?") +
-                      " (expected non-empty UTF-8 text without line breaks)");
+                      " (expected UTF-8 text, not blank, without line "
+                      "breaks)");
   }
   return Status::Ok();
 }
@@ -269,8 +335,17 @@ StatusOr<CompiledMatrix> CompiledMatrix::Compile(ApprovalMatrix matrix,
         }
       }
     }
-    std::string text = b.condition.empty() ? "true" : b.condition;
-    auto e = Expression::ParseCondition(text, schema);
+    // A band without a condition would silently match everything (and
+    // an automatic band so would approve every transaction): the catch-all
+    // is written out as "true".
+    if (IsBlank(b.condition)) {
+      return Status(Code::kInvalidArgument,
+                    BandWhere(matrix, i) +
+                        ": no condition (expected an expression, e.g. "
+                        "\"amount <= 1000\", or \"true\" for a band that "
+                        "matches everything)");
+    }
+    auto e = Expression::ParseCondition(b.condition, schema);
     if (!e.ok()) {
       return Status(e.status().code(),
                     BandWhere(matrix, i) + ": " + e.status().message());
@@ -454,7 +529,14 @@ struct Approvals::Impl : std::enable_shared_from_this<Approvals::Impl> {
                                                       std::string_view arg);
   StatusOr<std::vector<std::string>> Resolve(const ApprovalStep& step,
                                              std::string_view txn_id);
-  StatusOr<std::vector<std::string>> Decided(int64_t request_id, int step);
+  // One decision of a step: who cast it and for whom (the actor itself,
+  // or the approver a substitute stood for).
+  struct Vote {
+    int64_t id = 0;
+    std::string actor;
+    std::string principal;
+  };
+  StatusOr<std::vector<Vote>> Decided(int64_t request_id, int step);
   StatusOr<std::vector<Delegation>> LoadDelegations(const char* where,
                                                     std::string_view arg);
   Status OpenRequest(const CallContext& ctx, const CompiledMatrix& m);
@@ -470,7 +552,28 @@ struct Approvals::Impl : std::enable_shared_from_this<Approvals::Impl> {
   Status DeleteMatrix(std::string_view kind);
   Status SyncRules(std::string_view kind, const std::vector<Rule>& wanted);
   Status Load();
+  Status MigrateDelegations();
 };
+
+// Rebuilds an old approval_delegations table (see kMigrateDelegationsSql)
+// in one store transaction, checking again under the write lock since
+// another process opening the same file may have done it meanwhile.
+Status Approvals::Impl::MigrateDelegations() {
+  auto needed = DelegationsNeedRebuild(db);
+  if (!needed.ok()) return needed.status();
+  if (!*needed) return Status::Ok();
+  CRMFLOW_RETURN_IF_ERROR(Begin());
+  needed = DelegationsNeedRebuild(db);
+  Status st = needed.status();
+  if (st.ok() && *needed) {
+    st = Exec(db, kMigrateDelegationsSql, "migrate approval_delegations");
+  }
+  if (!st.ok()) {
+    Rollback();
+    return st;
+  }
+  return Commit();
+}
 
 // Undoes the hook rows of Fires that were rolled back.  Runs only outside
 // any engine transaction, when every Fire has committed or not.  A Fire
@@ -559,50 +662,50 @@ StatusOr<std::vector<ApprovalRequest>> Approvals::Impl::LoadRequests(
   sql += where;
   sql += " ORDER BY id";
   Stmt s(db, sql.c_str());
-  if (!s.ok()) return s.Error("read approval_requests");
-  if (sql.find("?1") != std::string::npos) s.Bind(1, arg);
-  std::vector<ApprovalRequest> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    ApprovalRequest r;
-    r.id = s.ColumnInt(0);
-    r.transaction_id = s.ColumnText(1);
-    r.kind = s.ColumnText(2);
-    r.band = static_cast<int>(s.ColumnInt(3));
-    r.band_name = s.ColumnText(4);
-    r.status = s.ColumnText(5);
-    r.current_step = static_cast<int>(s.ColumnInt(6));
-    auto opened = ParseTime(s.ColumnText(7), "approval_requests");
-    if (!opened.ok()) return opened.status();
-    r.opened_at = *opened;
-    if (!s.ColumnIsNull(8)) {
-      auto closed = ParseTime(s.ColumnText(8), "approval_requests");
-      if (!closed.ok()) return closed.status();
-      r.closed_at = *closed;
-    }
-    r.outcome_event = s.ColumnText(9);
-    r.automatic = s.ColumnInt(10) != 0;
-    out.push_back(std::move(r));
-  }
-  if (rc != SQLITE_DONE) return s.Error("read approval_requests");
+  if (s.ok() && sql.find("?1") != std::string::npos) s.Bind(1, arg);
+  auto out = ReadRows<ApprovalRequest>(
+      s, "read approval_requests",
+      [](SqlStatement& row) -> StatusOr<ApprovalRequest> {
+        ApprovalRequest r;
+        r.id = row.ColumnInt(0);
+        r.transaction_id = row.ColumnText(1);
+        r.kind = row.ColumnText(2);
+        r.band = static_cast<int>(row.ColumnInt(3));
+        r.band_name = row.ColumnText(4);
+        r.status = row.ColumnText(5);
+        r.current_step = static_cast<int>(row.ColumnInt(6));
+        auto opened = ParseTime(row.ColumnText(7), "approval_requests");
+        if (!opened.ok()) return opened.status();
+        r.opened_at = *opened;
+        if (!row.ColumnIsNull(8)) {
+          auto closed = ParseTime(row.ColumnText(8), "approval_requests");
+          if (!closed.ok()) return closed.status();
+          r.closed_at = *closed;
+        }
+        r.outcome_event = row.ColumnText(9);
+        r.automatic = row.ColumnInt(10) != 0;
+        return r;
+      });
+  if (!out.ok()) return out.status();
 
   // The steps of each request, in chain order.
-  for (ApprovalRequest& r : out) {
+  for (ApprovalRequest& r : *out) {
     Stmt st(db,
             "SELECT name, mode, approvers, team FROM approval_steps WHERE "
             "request_id = ?1 ORDER BY position");
-    if (!st.ok()) return st.Error("read approval_steps");
-    st.Bind(1, r.id);
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      ApprovalStep step;
-      step.name = st.ColumnText(0);
-      auto mode = ParseApprovalMode(st.ColumnText(1));
-      step.mode = mode.ok() ? *mode : ApprovalMode::kUnanimous;
-      step.approvers = SplitLines(st.ColumnText(2));
-      step.team = st.ColumnText(3);
-      r.steps.push_back(std::move(step));
-    }
-    if (rc != SQLITE_DONE) return st.Error("read approval_steps");
+    if (st.ok()) st.Bind(1, r.id);
+    auto steps = ReadRows<ApprovalStep>(
+        st, "read approval_steps", [](SqlStatement& row) {
+          ApprovalStep step;
+          step.name = row.ColumnText(0);
+          auto mode = ParseApprovalMode(row.ColumnText(1));
+          step.mode = mode.ok() ? *mode : ApprovalMode::kUnanimous;
+          step.approvers = SplitLines(row.ColumnText(2));
+          step.team = row.ColumnText(3);
+          return step;
+        });
+    if (!steps.ok()) return steps.status();
+    r.steps = std::move(steps).value();
   }
   return out;
 }
@@ -629,21 +732,19 @@ StatusOr<std::vector<std::string>> Approvals::Impl::Resolve(
   return out;
 }
 
-// Returns the approvers who decided step `step` of the request (the
-// principal: on_behalf_of when a substitute decided).
-StatusOr<std::vector<std::string>> Approvals::Impl::Decided(int64_t request_id,
-                                                            int step) {
+// Returns the decisions of step `step` of the request, in order.
+StatusOr<std::vector<Approvals::Impl::Vote>> Approvals::Impl::Decided(
+    int64_t request_id, int step) {
   Stmt s(db,
-         "SELECT coalesce(on_behalf_of, actor) FROM approval_decisions "
-         "WHERE request_id = ?1 AND step = ?2 ORDER BY id");
-  if (!s.ok()) return s.Error("read approval_decisions");
-  s.Bind(1, request_id);
-  s.Bind(2, step);
-  std::vector<std::string> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.ColumnText(0));
-  if (rc != SQLITE_DONE) return s.Error("read approval_decisions");
-  return out;
+         "SELECT id, actor, coalesce(on_behalf_of, actor) FROM "
+         "approval_decisions WHERE request_id = ?1 AND step = ?2 ORDER BY id");
+  if (s.ok()) {
+    s.Bind(1, request_id);
+    s.Bind(2, step);
+  }
+  return ReadRows<Vote>(s, "read approval_decisions", [](SqlStatement& row) {
+    return Vote{row.ColumnInt(0), row.ColumnText(1), row.ColumnText(2)};
+  });
 }
 
 StatusOr<std::vector<Delegation>> Approvals::Impl::LoadDelegations(
@@ -654,28 +755,25 @@ StatusOr<std::vector<Delegation>> Approvals::Impl::LoadDelegations(
   sql += where;
   sql += " ORDER BY id";
   Stmt s(db, sql.c_str());
-  if (!s.ok()) return s.Error("read approval_delegations");
-  if (sql.find("?1") != std::string::npos) s.Bind(1, arg);
-  std::vector<Delegation> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    Delegation d;
-    d.id = s.ColumnInt(0);
-    d.actor = s.ColumnText(1);
-    d.substitute = s.ColumnText(2);
-    auto a = ParseTime(s.ColumnText(3), "approval_delegations");
-    auto b = ParseTime(s.ColumnText(4), "approval_delegations");
-    auto c = ParseTime(s.ColumnText(5), "approval_delegations");
-    if (!a.ok()) return a.status();
-    if (!b.ok()) return b.status();
-    if (!c.ok()) return c.status();
-    d.starts_at = *a;
-    d.ends_at = *b;
-    d.created_at = *c;
-    out.push_back(std::move(d));
-  }
-  if (rc != SQLITE_DONE) return s.Error("read approval_delegations");
-  return out;
+  if (s.ok() && sql.find("?1") != std::string::npos) s.Bind(1, arg);
+  return ReadRows<Delegation>(
+      s, "read approval_delegations",
+      [](SqlStatement& row) -> StatusOr<Delegation> {
+        Delegation d;
+        d.id = row.ColumnInt(0);
+        d.actor = row.ColumnText(1);
+        d.substitute = row.ColumnText(2);
+        auto a = ParseTime(row.ColumnText(3), "approval_delegations");
+        auto b = ParseTime(row.ColumnText(4), "approval_delegations");
+        auto c = ParseTime(row.ColumnText(5), "approval_delegations");
+        if (!a.ok()) return a.status();
+        if (!b.ok()) return b.status();
+        if (!c.ok()) return c.status();
+        d.starts_at = *a;
+        d.ends_at = *b;
+        d.created_at = *c;
+        return d;
+      });
 }
 
 // The entry hook's work: a fresh request with the chain of this moment.
@@ -812,6 +910,7 @@ StatusOr<std::unique_ptr<Approvals>> Approvals::Attach(Engine* engine,
     im.own_db = true;
   }
   CRMFLOW_RETURN_IF_ERROR(Exec(im.db, kSchemaSql, "create tables"));
+  CRMFLOW_RETURN_IF_ERROR(im.MigrateDelegations());
   CRMFLOW_RETURN_IF_ERROR(im.Load());
   return a;
 }
@@ -997,61 +1096,74 @@ Status Approvals::Impl::SyncRules(std::string_view kind,
 
 StatusOr<std::vector<ApprovalMatrix>> Approvals::Impl::LoadStored(
     std::string_view kind, std::map<std::string, std::string>* bad) {
-  std::vector<ApprovalMatrix> out;
-  {
-    Stmt s(db,
-           "SELECT kind, request_state, approve_event, reject_event FROM "
-           "approval_matrices WHERE ?1 = '' OR kind = ?1 ORDER BY kind");
-    s.Bind(1, kind);
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      ApprovalMatrix m;
-      m.kind = s.ColumnText(0);
-      m.request_state = s.ColumnText(1);
-      m.approve_event = s.ColumnText(2);
-      m.reject_event = s.ColumnText(3);
-      out.push_back(std::move(m));
-    }
-    if (rc != SQLITE_DONE) return s.Error("read approval_matrices");
-  }
+  Stmt head(db,
+            "SELECT kind, request_state, approve_event, reject_event FROM "
+            "approval_matrices WHERE ?1 = '' OR kind = ?1 ORDER BY kind");
+  if (head.ok()) head.Bind(1, kind);
+  auto out = ReadRows<ApprovalMatrix>(
+      head, "read approval_matrices", [](SqlStatement& row) {
+        ApprovalMatrix m;
+        m.kind = row.ColumnText(0);
+        m.request_state = row.ColumnText(1);
+        m.approve_event = row.ColumnText(2);
+        m.reject_event = row.ColumnText(3);
+        return m;
+      });
+  if (!out.ok()) return out.status();
+
+  // One stored step, before it is checked against its matrix.
+  struct StepRow {
+    int64_t band = 0;
+    ApprovalStep step;
+    std::string mode;
+  };
   std::vector<ApprovalMatrix> good;
-  for (ApprovalMatrix& m : out) {
-    std::string problem;
+  for (ApprovalMatrix& m : *out) {
     Stmt b(db,
            "SELECT name, condition FROM approval_matrix_bands WHERE kind = ?1 "
            "ORDER BY position");
-    b.Bind(1, m.kind);
-    int rc;
-    while ((rc = b.Step()) == SQLITE_ROW) {
-      m.bands.push_back({b.ColumnText(0), b.ColumnText(1), {}});
-    }
-    if (rc != SQLITE_DONE) return b.Error("read approval_matrix_bands");
+    if (b.ok()) b.Bind(1, m.kind);
+    auto bands = ReadRows<ApprovalBand>(
+        b, "read approval_matrix_bands", [](SqlStatement& row) {
+          // Earlier releases stored "" for "true"; it keeps that meaning.
+          std::string condition = row.ColumnText(1);
+          if (IsBlank(condition)) condition = "true";
+          return ApprovalBand{row.ColumnText(0), std::move(condition), {}};
+        });
+    if (!bands.ok()) return bands.status();
+    m.bands = std::move(bands).value();
     Stmt t(db,
            "SELECT band, name, mode, approvers, team FROM "
            "approval_matrix_steps WHERE kind = ?1 ORDER BY band, position");
-    t.Bind(1, m.kind);
-    while ((rc = t.Step()) == SQLITE_ROW) {
-      int64_t band = t.ColumnInt(0);
-      if (band < 0 || band >= static_cast<int64_t>(m.bands.size())) {
+    if (t.ok()) t.Bind(1, m.kind);
+    auto steps = ReadRows<StepRow>(
+        t, "read approval_matrix_steps", [](SqlStatement& row) {
+          StepRow r;
+          r.band = row.ColumnInt(0);
+          r.step.name = row.ColumnText(1);
+          r.mode = row.ColumnText(2);
+          if (!row.ColumnIsNull(3)) {
+            r.step.approvers = SplitLines(row.ColumnText(3));
+          }
+          if (!row.ColumnIsNull(4)) r.step.team = row.ColumnText(4);
+          return r;
+        });
+    if (!steps.ok()) return steps.status();
+    std::string problem;
+    for (StepRow& r : *steps) {
+      if (r.band < 0 || r.band >= static_cast<int64_t>(m.bands.size())) {
         problem = MatrixWhere(m) + ": approval_matrix_steps names band " +
-                  std::to_string(band + 1) + ", which is not stored";
+                  std::to_string(r.band + 1) + ", which is not stored";
         break;
       }
-      ApprovalStep st;
-      st.name = t.ColumnText(1);
-      auto mode = ParseApprovalMode(t.ColumnText(2));
+      auto mode = ParseApprovalMode(r.mode);
       if (!mode.ok()) {
-        problem = BandWhere(m, static_cast<size_t>(band)) + ": step " +
-                  Quote(st.name) + ": " + mode.status().message();
+        problem = BandWhere(m, static_cast<size_t>(r.band)) + ": step " +
+                  Quote(r.step.name) + ": " + mode.status().message();
         break;
       }
-      st.mode = *mode;
-      if (!t.ColumnIsNull(3)) st.approvers = SplitLines(t.ColumnText(3));
-      if (!t.ColumnIsNull(4)) st.team = t.ColumnText(4);
-      m.bands[static_cast<size_t>(band)].steps.push_back(std::move(st));
-    }
-    if (problem.empty() && rc != SQLITE_DONE) {
-      return t.Error("read approval_matrix_steps");
+      r.step.mode = *mode;
+      m.bands[static_cast<size_t>(r.band)].steps.push_back(std::move(r.step));
     }
     if (!problem.empty()) {
       if (bad == nullptr) return Status(Code::kStoreError, problem);
@@ -1211,13 +1323,19 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
                   where + ": " + verb + ": decisions on the memory store "
                   "cannot be made inside an explicit transaction");
   }
-  auto txn = im.engine->Get(txn_id);
-  if (!txn.ok()) return txn.status();
   Timestamp time = options.time ? *options.time : im.engine->Now();
+  CRMFLOW_RETURN_IF_ERROR(CheckSupported(where + ": " + verb + ": decision",
+                                         time));
 
   CRMFLOW_RETURN_IF_ERROR(im.Begin());
   DecisionResult result;
   auto body = [&]() -> Status {
+    // Read under the write lock: another process may have decided (and
+    // moved the transaction on) while this one waited for it, and the
+    // messages below must tell the state as it is now.
+    auto txn = im.engine->Get(txn_id);
+    if (!txn.ok()) return txn.status();
+
     // The open request and its current step.
     auto open = im.LoadRequests(
         "WHERE transaction_id = ?1 AND +status = 'open'", txn_id);
@@ -1228,6 +1346,16 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
                                          ": no open approval request");
     }
     const ApprovalRequest& req = open->back();
+    // A decision cannot predate its request: the audit trail would show
+    // an approval given before anyone asked for it.
+    if (time < req.opened_at) {
+      return Status(Code::kInvalidArgument,
+                    where + ": " + verb + ": decision time " + time.ToIso() +
+                        " is before approval request " +
+                        std::to_string(req.id) + " was opened at " +
+                        req.opened_at.ToIso() + " (when the transaction "
+                        "entered the requesting state)");
+    }
     if (req.current_step >= static_cast<int>(req.steps.size())) {
       return Status(Code::kNotAllowed,
                     where + ": approval request " + std::to_string(req.id) +
@@ -1243,6 +1371,11 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
     if (!decided.ok()) return decided.status();
     auto has = [](const std::vector<std::string>& v, const std::string& s) {
       return std::find(v.begin(), v.end(), s) != v.end();
+    };
+    auto decided_for = [&](const std::string& principal) {
+      return std::any_of(
+          decided->begin(), decided->end(),
+          [&](const Impl::Vote& v) { return v.principal == principal; });
     };
 
     // Who the actor decides for: itself when it is an approver, else an
@@ -1281,7 +1414,7 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
     }
     std::string principal;
     for (const std::string& p : principals) {
-      if (!has(*decided, p)) {
+      if (!decided_for(p)) {
         principal = p;
         break;
       }
@@ -1295,6 +1428,24 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
                              : " for " + Quote(principals.front())));
     }
     result.on_behalf_of = principal == options.actor ? "" : principal;
+    // One person, one vote per step: an approver who is also the
+    // substitute of another approver of the step would otherwise complete
+    // a unanimous step alone.  Whoever cast a vote here, in their own name
+    // or for someone, casts no other.
+    for (const Impl::Vote& v : *decided) {
+      if (v.actor != options.actor) continue;
+      std::string before = v.principal == v.actor
+                               ? std::string("in their own name")
+                               : "on behalf of " + Quote(v.principal);
+      std::string now = result.on_behalf_of.empty()
+                            ? std::string("in their own name")
+                            : "on behalf of " + Quote(result.on_behalf_of);
+      return Status(Code::kNotAllowed,
+                    step_where + ": actor " + Quote(options.actor) +
+                        " already voted " + before + " (decision " +
+                        std::to_string(v.id) + "), so cannot also vote " +
+                        now + " (one vote per person per step)");
+    }
 
     // The decision row.
     Stmt ins(im.db,
@@ -1331,10 +1482,11 @@ StatusOr<DecisionResult> Approvals::Decide(std::string_view txn_id,
     } else {
       bool complete = step.mode == ApprovalMode::kFirst;
       if (!complete) {
-        decided->push_back(principal);
+        decided->push_back(
+            Impl::Vote{result.decision_id, options.actor, principal});
         complete = std::all_of(
             approvers->begin(), approvers->end(),
-            [&](const std::string& a) { return has(*decided, a); });
+            [&](const std::string& a) { return decided_for(a); });
       }
       if (complete) ++next;
       if (next == static_cast<int>(req.steps.size())) {
@@ -1413,6 +1565,8 @@ StatusOr<int64_t> Approvals::Delegate(std::string_view actor,
     return Status(Code::kInvalidArgument,
                   where + ": an actor cannot delegate to itself");
   }
+  CRMFLOW_RETURN_IF_ERROR(CheckSupported(where + ": start", start));
+  CRMFLOW_RETURN_IF_ERROR(CheckSupported(where + ": end", end));
   if (!(start < end)) {
     return Status(Code::kInvalidArgument,
                   where + ": window ends at " + end.ToIso() +
@@ -1504,28 +1658,25 @@ StatusOr<std::vector<ApprovalDecision>> Approvals::Decisions(
   if (!txn_id.empty()) sql += "WHERE transaction_id = ?1 ";
   sql += "ORDER BY id";
   Stmt s(im.db, sql.c_str());
-  if (!s.ok()) return s.Error("read approval_decisions");
-  if (!txn_id.empty()) s.Bind(1, txn_id);
-  std::vector<ApprovalDecision> out;
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    ApprovalDecision d;
-    d.id = s.ColumnInt(0);
-    d.request_id = s.ColumnInt(1);
-    d.transaction_id = s.ColumnText(2);
-    d.step = static_cast<int>(s.ColumnInt(3));
-    d.step_name = s.ColumnText(4);
-    d.actor = s.ColumnText(5);
-    d.on_behalf_of = s.ColumnText(6);
-    d.decision = s.ColumnText(7);
-    auto t = ParseTime(s.ColumnText(8), "approval_decisions");
-    if (!t.ok()) return t.status();
-    d.time = *t;
-    d.comment = s.ColumnText(9);
-    out.push_back(std::move(d));
-  }
-  if (rc != SQLITE_DONE) return s.Error("read approval_decisions");
-  return out;
+  if (s.ok() && !txn_id.empty()) s.Bind(1, txn_id);
+  return ReadRows<ApprovalDecision>(
+      s, "read approval_decisions",
+      [](SqlStatement& row) -> StatusOr<ApprovalDecision> {
+        ApprovalDecision d;
+        d.id = row.ColumnInt(0);
+        d.request_id = row.ColumnInt(1);
+        d.transaction_id = row.ColumnText(2);
+        d.step = static_cast<int>(row.ColumnInt(3));
+        d.step_name = row.ColumnText(4);
+        d.actor = row.ColumnText(5);
+        d.on_behalf_of = row.ColumnText(6);
+        d.decision = row.ColumnText(7);
+        auto t = ParseTime(row.ColumnText(8), "approval_decisions");
+        if (!t.ok()) return t.status();
+        d.time = *t;
+        d.comment = row.ColumnText(9);
+        return d;
+      });
 }
 
 StatusOr<std::vector<PendingStep>> Approvals::Pending(
@@ -1545,10 +1696,17 @@ StatusOr<std::vector<PendingStep>> Approvals::Pending(
     if (!approvers.ok()) continue;  // a team that is gone waits for nobody
     auto decided = im.Decided(r.id, r.current_step);
     if (!decided.ok()) return decided.status();
+    // Who voted at this step votes no more there (see Decide).
+    if (std::any_of(decided->begin(), decided->end(),
+                    [&](const Impl::Vote& v) { return v.actor == actor; })) {
+      continue;
+    }
     auto waiting = [&](const std::string& a) {
       return std::find(approvers->begin(), approvers->end(), a) !=
                  approvers->end() &&
-             std::find(decided->begin(), decided->end(), a) == decided->end();
+             std::none_of(
+                 decided->begin(), decided->end(),
+                 [&](const Impl::Vote& v) { return v.principal == a; });
     };
     auto add = [&](std::string on_behalf_of) {
       PendingStep p;

@@ -163,34 +163,36 @@ StatusOr<std::unique_ptr<Router>> Router::Attach(Engine* engine) {
 
   // Create the tables and read the stored teams back.
   CRMFLOW_RETURN_IF_ERROR(Exec(im.db, kSchemaSql, "create tables"));
-  {
-    Stmt s(im.db, "SELECT name, strategy FROM teams ORDER BY name");
-    if (!s.ok()) return s.Error("read teams");
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      Team t;
-      t.name = s.ColumnText(0);
-      t.strategy = s.ColumnText(1);
-      im.teams[t.name] = std::move(t);
-    }
-    if (rc != SQLITE_DONE) return s.Error("read teams");
+  Stmt s(im.db, "SELECT name, strategy FROM teams ORDER BY name");
+  auto teams = ReadRows<Team>(s, "read teams", [](SqlStatement& row) {
+    Team t;
+    t.name = row.ColumnText(0);
+    t.strategy = row.ColumnText(1);
+    return t;
+  });
+  if (!teams.ok()) return teams.status();
+  for (Team& t : *teams) {
+    std::string name = t.name;
+    im.teams[name] = std::move(t);
   }
   Stmt m(im.db,
          "SELECT team, member, skills, capacity, available FROM team_members "
          "ORDER BY team, position");
-  if (!m.ok()) return m.Error("read team_members");
-  int rc;
-  while ((rc = m.Step()) == SQLITE_ROW) {
-    auto it = im.teams.find(m.ColumnText(0));
+  auto members = ReadRows<std::pair<std::string, Member>>(
+      m, "read team_members", [](SqlStatement& row) {
+        Member member;
+        member.id = row.ColumnText(1);
+        member.skills = SplitSkills(row.ColumnText(2));
+        member.capacity = row.ColumnInt(3);
+        member.available = row.ColumnInt(4) != 0;
+        return std::make_pair(row.ColumnText(0), std::move(member));
+      });
+  if (!members.ok()) return members.status();
+  for (auto& [team, member] : *members) {
+    auto it = im.teams.find(team);
     if (it == im.teams.end()) continue;
-    Member member;
-    member.id = m.ColumnText(1);
-    member.skills = SplitSkills(m.ColumnText(2));
-    member.capacity = m.ColumnInt(3);
-    member.available = m.ColumnInt(4) != 0;
     it->second.members.push_back(std::move(member));
   }
-  if (rc != SQLITE_DONE) return m.Error("read team_members");
   return router;
 }
 
@@ -738,29 +740,26 @@ StatusOr<std::vector<Assignment>> Router::Assignments(
          "SELECT id, transaction_id, team, member, time, reason, "
          "previous_team, previous_member FROM assignments WHERE ?1 = '' OR "
          "transaction_id = ?1 ORDER BY id");
-  if (!s.ok()) return s.Error("read assignments");
-  s.Bind(1, transaction_id);
-  int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) {
-    Assignment a;
-    a.id = s.ColumnInt(0);
-    a.transaction_id = s.ColumnText(1);
-    a.team = s.ColumnText(2);
-    a.member = s.ColumnText(3);
-    auto t = Timestamp::ParseIso(s.ColumnText(4));
-    if (!t.ok()) {
-      return Status(Code::kStoreError, "routing: assignments row " +
-                                           std::to_string(a.id) + ": " +
-                                           t.status().message());
-    }
-    a.time = *t;
-    a.reason = s.ColumnText(5);
-    a.previous_team = s.ColumnText(6);
-    a.previous_member = s.ColumnText(7);
-    out.push_back(std::move(a));
-  }
-  if (rc != SQLITE_DONE) return s.Error("read assignments");
-  return out;
+  if (s.ok()) s.Bind(1, transaction_id);
+  return ReadRows<Assignment>(
+      s, "read assignments", [](SqlStatement& row) -> StatusOr<Assignment> {
+        Assignment a;
+        a.id = row.ColumnInt(0);
+        a.transaction_id = row.ColumnText(1);
+        a.team = row.ColumnText(2);
+        a.member = row.ColumnText(3);
+        auto t = Timestamp::ParseIso(row.ColumnText(4));
+        if (!t.ok()) {
+          return Status(Code::kStoreError, "routing: assignments row " +
+                                               std::to_string(a.id) + ": " +
+                                               t.status().message());
+        }
+        a.time = *t;
+        a.reason = row.ColumnText(5);
+        a.previous_team = row.ColumnText(6);
+        a.previous_member = row.ColumnText(7);
+        return a;
+      });
 }
 
 StatusOr<std::vector<MemberLoad>> Router::Loads() {

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "sqlite_handle.h"
+#include "sql_statement.h"
 
 namespace crmflow {
 namespace {
@@ -973,45 +974,26 @@ StatusOr<int64_t> Scheduler::ArmTimers(const std::vector<TimerSpec>& timers) {
 
 namespace {
 
-// Prepares `sql` + an optional "WHERE transaction_id = ?" + order, for the
-// table readers.
-sqlite3_stmt* PrepareRead(sqlite3* db, const std::string& sql) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-    sqlite3_finalize(s);
-    return nullptr;
-  }
-  return s;
-}
-
+// Reads `select` + an optional "WHERE transaction_id = ?1" + the order by
+// id, one Row per row made by `fn` from the C statement.
 template <typename Row, typename Fn>
-StatusOr<std::vector<Row>> ReadRows(sqlite3* db, const char* select,
-                                    std::string_view id, Fn fn) {
+StatusOr<std::vector<Row>> ReadByTransaction(sqlite3* db,
+                                             const char* select,
+                                             std::string_view id, Fn fn) {
   std::string sql = select;
   if (!id.empty()) sql += " WHERE transaction_id = ?1";
   sql += " ORDER BY id";
-  sqlite3_stmt* s = PrepareRead(db, sql);
-  if (s == nullptr) {
-    return Status(Code::kStoreError,
-                  std::string("scheduler: read (") + sqlite3_errmsg(db) + ")");
-  }
-  if (!id.empty()) BindText(s, 1, id);
-  std::vector<Row> out;
-  int rc;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(fn(s));
-  sqlite3_finalize(s);
-  if (rc != SQLITE_DONE) {
-    return Status(Code::kStoreError,
-                  std::string("scheduler: read (") + sqlite3_errmsg(db) + ")");
-  }
-  return out;
+  SqlStatement s(db, sql.c_str(), "scheduler");
+  if (s.ok() && !id.empty()) s.Bind(1, id);
+  return ReadRows<Row>(
+      s, "read", [&fn](SqlStatement& row) { return fn(row.get()); });
 }
 
 }  // namespace
 
 StatusOr<std::vector<TimerRow>> Scheduler::Timers(
     std::string_view transaction_id) {
-  return ReadRows<TimerRow>(
+  return ReadByTransaction<TimerRow>(
       impl_->db,
       "SELECT id, transaction_id, policy, step, due_at, cycle, state, "
       "fired_at FROM timers",
@@ -1033,7 +1015,7 @@ StatusOr<std::vector<TimerRow>> Scheduler::Timers(
 
 StatusOr<std::vector<SlaEventRow>> Scheduler::Events(
     std::string_view transaction_id) {
-  return ReadRows<SlaEventRow>(
+  return ReadByTransaction<SlaEventRow>(
       impl_->db,
       "SELECT id, time, recorded_at, transaction_id, policy, step, cycle, "
       "kind, share, detail FROM sla_events",
@@ -1055,7 +1037,7 @@ StatusOr<std::vector<SlaEventRow>> Scheduler::Events(
 
 StatusOr<std::vector<OutboxRow>> Scheduler::Outbox(
     std::string_view transaction_id) {
-  return ReadRows<OutboxRow>(
+  return ReadByTransaction<OutboxRow>(
       impl_->db,
       "SELECT id, time, transaction_id, channel, recipient, subject, body, "
       "policy, step FROM outbox",

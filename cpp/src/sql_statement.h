@@ -1,6 +1,7 @@
 // sql_statement.h: a prepared SQLite statement that finalizes itself, and
 // a one-shot Exec, for the core modules that keep tables of their own in
-// the engine's file (numbering, routing, approvals).  Private to cpp/src.
+// the engine's file (numbering, routing, approvals, scheduler).  Private to
+// cpp/src.  ReadRows runs a query to its end, one struct per row.
 //
 // Errors are kStoreError "<module>: <what>: <SQLite's message>", where
 // `module` names the module and `what` the step that failed, so that a
@@ -15,6 +16,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "crmflow/status.h"
 
@@ -63,6 +67,10 @@ class SqlStatement {
   bool ColumnIsNull(int i) {
     return sqlite3_column_type(stmt_, i) == SQLITE_NULL;
   }
+  double ColumnDouble(int i) { return sqlite3_column_double(stmt_, i); }
+
+  // The prepared statement, for readers written against the C API.
+  sqlite3_stmt* get() const { return stmt_; }
 
   // Returns the connection's last error as a kStoreError for step `what`.
   Status Error(std::string_view what) const {
@@ -77,6 +85,30 @@ class SqlStatement {
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
 };
+
+// Steps `stmt` (prepared, parameters bound) to its end and returns one
+// Row per result row, made by `fn(stmt)` while the row is current.  `fn`
+// returns a Row, or a StatusOr<Row> whose error ends the read and is
+// returned as it is (a stored value that does not parse, say).  A
+// statement that did not prepare or a failing step gives stmt.Error(what).
+template <typename Row, typename Fn>
+StatusOr<std::vector<Row>> ReadRows(SqlStatement& stmt, std::string_view what,
+                                    Fn&& fn) {
+  if (!stmt.ok()) return stmt.Error(what);
+  std::vector<Row> out;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(fn(stmt))>, Row>) {
+      out.push_back(fn(stmt));
+    } else {
+      auto row = fn(stmt);
+      if (!row.ok()) return row.status();
+      out.push_back(std::move(row).value());
+    }
+  }
+  if (rc != SQLITE_DONE) return stmt.Error(what);
+  return out;
+}
 
 // Runs `sql` (one or more statements without parameters) on `db`.
 inline Status SqlExec(sqlite3* db, const char* sql, const char* module,

@@ -103,6 +103,8 @@ class Step:
 
     def __post_init__(self) -> None:
         _check_str(self.name, "step name")
+        if not self.name.strip():
+            raise InvalidArgumentError("step name must not be blank")
         _check_str(self.team, "team", empty=True)
         if isinstance(self.approvers, str):
             message = (
@@ -117,8 +119,16 @@ class Step:
             )
             raise InvalidArgumentError(message)
         object.__setattr__(self, "approvers", tuple(self.approvers))
-        for a in self.approvers:
-            _check_str(a, "approver")
+        for i, a in enumerate(self.approvers, 1):
+            _check_str(a, f"step {self.name!r}: approver {i}")
+            if not a.strip():
+                # No actor id is blank: such an approver could never
+                # decide, and a unanimous step would wait for ever.
+                message = (
+                    f"step {self.name!r}: approver {i} is blank "
+                    "(expected an actor id)"
+                )
+                raise InvalidArgumentError(message)
 
     def _to_dict(self) -> Dict[str, Any]:
         return {
@@ -140,18 +150,38 @@ class Band:
 
     Attributes:
         name: Unique within the matrix.
-        condition: An expression over the kind's attributes; ``"true"``
-            (default) matches everything.
+        condition: An expression over the kind's attributes, required:
+            ``"true"`` matches everything.  (A band without one would
+            silently catch every transaction, and an automatic band would
+            approve them all.)
         steps: The chain; empty means approved automatically.
+
+    Raises:
+        InvalidArgumentError: A blank name or condition (naming the band).
     """
 
     name: str
-    condition: str = "true"
+    condition: str
     steps: Sequence[Step] = ()
 
     def __post_init__(self) -> None:
         _check_str(self.name, "band name")
-        _check_str(self.condition, "condition", empty=True)
+        if not self.name.strip():
+            raise InvalidArgumentError("band name must not be blank")
+        if self.condition is None:
+            message = (
+                f"band {self.name!r}: condition is None (expected an "
+                "expression, or \"true\" for a band that matches everything)"
+            )
+            raise InvalidArgumentError(message)
+        _check_str(self.condition, f"band {self.name!r}: condition",
+                   empty=True)
+        if not self.condition.strip():
+            message = (
+                f"band {self.name!r}: blank condition (expected an "
+                "expression, or \"true\" for a band that matches everything)"
+            )
+            raise InvalidArgumentError(message)
         object.__setattr__(self, "steps", tuple(self.steps))
         for step in self.steps:
             if not isinstance(step, Step):
@@ -238,7 +268,8 @@ class ApprovalMatrix:
     ) -> "ApprovalMatrix":
         """
         Builds a matrix from plain data: ``kind``, ``bands`` (each with
-        ``name``, optional ``condition`` and ``steps``; a step with
+        ``name``, ``condition`` (``"true"`` for a catch-all) and optional
+        ``steps``; a step with
         ``name`` and ``approvers`` or ``team``, optional ``mode``) and
         optional ``request_state``, ``approve_event``, ``reject_event``.
 
@@ -270,7 +301,13 @@ class ApprovalMatrix:
         bands = []
         for i, b in enumerate(top["bands"], 1):
             bw = f"{where}: band {i}"
-            b = check(b, bw, ("name",), ("condition", "steps"))
+            b = check(b, bw, ("name", "condition"), ("steps",))
+            if not isinstance(b["condition"], str):
+                message = (
+                    f"{bw} ({b['name']!r}): condition must be a str "
+                    f"(got {b['condition']!r}; \"true\" matches everything)"
+                )
+                raise InvalidArgumentError(message)
             steps = []
             raw = b.get("steps", [])
             if not isinstance(raw, list):
@@ -285,8 +322,7 @@ class ApprovalMatrix:
                 steps.append(Step(st["name"], tuple(approvers),
                                   st.get("team", "") or "",
                                   st.get("mode", "unanimous")))
-            bands.append(Band(b["name"], b.get("condition", "true") or "true",
-                              steps))
+            bands.append(Band(b["name"], b["condition"], steps))
         extra = {k: top[k] for k in
                  ("request_state", "approve_event", "reject_event")
                  if k in top}
@@ -314,7 +350,11 @@ class ApprovalMatrix:
         Args:
             attributes: Attribute values as the engine takes them (str,
                 int, bool, Decimal, datetime, timedelta, None); a name the
-                conditions read but absent here is an unknown name.
+                conditions read but absent here is an unknown name.  Money
+                is a Decimal or an int (exact, compared by value:
+                ``{"amount": 1000}`` is in the band of ``Decimal("1000")``);
+                a float (also numpy's) is refused, since a binary float
+                cannot hold most amounts exactly.
             types: Optional declared types by name (``"decimal"``, ...),
                 as a workflow would declare them.
 
@@ -322,7 +362,9 @@ class ApprovalMatrix:
             NotFoundError: No band matches (the message names the values
                 read).
             ParseError: A condition does not parse or type-check.
-            InvalidArgumentError: A bad matrix or value.
+            InvalidArgumentError: A bad matrix or value; for a float, the
+                message names the attribute (``attribute "amount": binary
+                floats are refused ...``).
         """
         result = _core.approval_chain(
             self._to_dict(), dict(attributes),
@@ -517,8 +559,12 @@ class Approvals:
         Raises:
             NotFoundError: Unknown transaction, or no open request.
             NotAllowedError: ``actor`` is not an approver of the current
-                step (nor a substitute of one at ``time``).
+                step (nor a substitute of one at ``time``), or already
+                voted at this step in another capacity (one vote per
+                person per step).
             AlreadyExistsError: The approver already decided this step.
+            InvalidArgumentError: ``time`` is before the request was
+                opened (the message names both times).
             Other crmflow errors or callback exceptions of the fired
             event; nothing of the decision is kept then.
         """

@@ -764,5 +764,203 @@ TEST(ApprovalsSqlite, StoredMatrixAndAutomaticApprovalSurviveARestart) {
   remove();
 }
 
+// An approver of a unanimous step who is also the substitute of the
+// other approver casts one vote there, not one for each: the second is
+// refused naming transaction, step, actor and the approver it would stand
+// for, and the step waits for the other approver.
+TEST_P(ApprovalsTest, OneVotePerPersonPerStep) {
+  ApprovalMatrix m = ThreeBands();
+  m.bands = {{"all", "true", {Step("board", {"ann", "bob"})}}};
+  ASSERT_TRUE(approvals_->SetMatrix(m).ok());
+  ASSERT_TRUE(approvals_->Delegate("bob", "ann", At(1, 0), At(9, 0)).ok());
+  Submit("SO-30", "5.00");
+
+  auto own = approvals_->Approve("SO-30", By("ann", 11));
+  auto again = approvals_->Approve("SO-30", By("ann", 12));
+  auto pending = approvals_->Pending("ann", At(2, 12));
+  auto bob = approvals_->Approve("SO-30", By("bob", 13));
+
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  EXPECT_EQ("open", own->status);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(Code::kNotAllowed, again.status().code());
+  EXPECT_EQ("transaction \"SO-30\": step 1 (\"board\"): actor \"ann\" "
+            "already voted in their own name (decision 1), so cannot also "
+            "vote on behalf of \"bob\" (one vote per person per step)",
+            again.status().message());
+  ASSERT_TRUE(pending.ok());
+  EXPECT_TRUE(pending->empty());
+  ASSERT_TRUE(bob.ok()) << bob.status().ToString();
+  EXPECT_EQ("approved", StateOf(*engine_, "SO-30"));
+  EXPECT_EQ(2u, approvals_->Decisions("SO-30")->size());
+}
+
+TEST_P(ApprovalsTest, DecisionTimesAreChecked) {
+  Submit("SO-31", "5000.00");  // entered pending_approval at day 2, 10:00
+
+  auto early = approvals_->Approve("SO-31", By("mia", 9));
+  DecisionOptions late = By("mia");
+  late.time = Timestamp{253402300800000000};  // 10000-01-01T00:00:00Z
+  auto beyond = approvals_->Reject("SO-31", late);
+  auto window = approvals_->Delegate("mia", "sam", At(3, 0),
+                                     Timestamp{253402300800000000});
+  auto at_open = approvals_->Approve("SO-31", By("mia", 10));
+
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(Code::kInvalidArgument, early.status().code());
+  EXPECT_EQ("transaction \"SO-31\": approve: decision time "
+            "2026-03-02T09:00:00.000000Z is before approval request 1 was "
+            "opened at 2026-03-02T10:00:00.000000Z (when the transaction "
+            "entered the requesting state)",
+            early.status().message());
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ("transaction \"SO-31\": reject: decision time "
+            "253402300800000000 microseconds since 1970 is outside the "
+            "supported range 0001-01-01T00:00:00.000000Z to "
+            "9999-12-31T23:59:59.999999Z",
+            beyond.status().message());
+  ASSERT_FALSE(window.ok());
+  EXPECT_EQ(Code::kInvalidArgument, window.status().code());
+  ASSERT_TRUE(at_open.ok()) << at_open.status().ToString();
+  EXPECT_EQ("approved", StateOf(*engine_, "SO-31"));
+  auto d = approvals_->Decisions("SO-31");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(1u, d->size());
+}
+
+TEST(ApprovalMatrix, BlankApproversAndConditionsAreRefused) {
+  ExprSchema schema;
+  schema.attributes = {{"amount", ValueType::kDecimal}};
+  ApprovalMatrix blank_approver = ThreeBands();
+  blank_approver.bands[1].steps[0].approvers = {"mia", " \t "};
+  ApprovalMatrix no_condition = ThreeBands();
+  no_condition.bands[2].condition = "";
+  ApprovalMatrix blank_condition = ThreeBands();
+  blank_condition.bands[0].condition = "  ";
+
+  auto a = CompiledMatrix::Compile(blank_approver, schema);
+  auto b = CompiledMatrix::Compile(no_condition, schema);
+  auto c = CompiledMatrix::Compile(blank_condition, schema);
+
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(Code::kInvalidArgument, a.status().code());
+  EXPECT_EQ("approval matrix \"sales_order\": band 2 (\"medium\"): step 1 "
+            "(\"manager\"): bad approver \" \t \" (expected UTF-8 text, not "
+            "blank, without line breaks)",
+            a.status().message());
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ("approval matrix \"sales_order\": band 3 (\"large\"): no "
+            "condition (expected an expression, e.g. \"amount <= 1000\", or "
+            "\"true\" for a band that matches everything)",
+            b.status().message());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string::npos, c.status().message().find("band 1 (\"small\")"))
+      << c.status().message();
+}
+
+// Runs `sql` on the file at `path` with a connection of its own.
+void ExecOn(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(SQLITE_OK, sqlite3_open(path.c_str(), &db));
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  std::string message = err != nullptr ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  ASSERT_EQ(SQLITE_OK, rc) << message;
+}
+
+// A file made by the previous release: delegations without AUTOINCREMENT
+// (ids 1 and 3 left after a removal) and a band stored with an empty
+// condition, which then meant "true".  Attaching keeps rows and ids,
+// gives ids that were never used, and the empty condition still matches.
+TEST(ApprovalsSqlite, FileOfThePreviousReleaseIsMigrated) {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("crmflow_approvals_old_" + std::to_string(getpid()) +
+                       ".db"))
+                         .string();
+  auto remove = [&] {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(path + suffix);
+    }
+  };
+  remove();
+  { auto engine = OpenEngine(path); }
+  ExecOn(path,
+         "CREATE TABLE approval_delegations(id INTEGER PRIMARY KEY, actor "
+         "TEXT, substitute TEXT, starts_at TEXT, ends_at TEXT, created_at "
+         "TEXT);"
+         "CREATE INDEX approval_delegations_by_substitute ON "
+         "approval_delegations(substitute);"
+         "INSERT INTO approval_delegations VALUES "
+         "(1, 'mia', 'sam', '2026-03-03T00:00:00.000000Z', "
+         "'2026-03-05T00:00:00.000000Z', '2026-03-01T00:00:00.000000Z'), "
+         "(3, 'dan', 'sam', '2026-03-03T00:00:00.000000Z', "
+         "'2026-03-05T00:00:00.000000Z', '2026-03-01T00:00:00.000000Z');"
+         "CREATE TABLE approval_matrices(kind TEXT PRIMARY KEY, "
+         "request_state TEXT, approve_event TEXT, reject_event TEXT, "
+         "updated_at TEXT);"
+         "CREATE TABLE approval_matrix_bands(kind TEXT, position INTEGER, "
+         "name TEXT, condition TEXT, PRIMARY KEY (kind, position));"
+         "CREATE TABLE approval_matrix_steps(kind TEXT, band INTEGER, "
+         "position INTEGER, name TEXT, mode TEXT, approvers TEXT NULL, "
+         "team TEXT NULL, PRIMARY KEY (kind, band, position));"
+         "INSERT INTO approval_matrices VALUES ('sales_order', "
+         "'pending_approval', 'approve', 'reject', "
+         "'2026-03-01T00:00:00.000000Z');"
+         "INSERT INTO approval_matrix_bands VALUES ('sales_order', 0, "
+         "'all', '');"
+         "INSERT INTO approval_matrix_steps VALUES ('sales_order', 0, 0, "
+         "'manager', 'unanimous', 'mia', NULL);");
+  {
+    auto engine = OpenEngine(path);
+    auto a = Approvals::Attach(engine.get());
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_TRUE((*a)->Problems().empty());
+    auto before = (*a)->Delegations("");
+    ASSERT_TRUE(before.ok()) << before.status().ToString();
+    ASSERT_EQ(2u, before->size());
+    EXPECT_EQ(1, (*before)[0].id);
+    EXPECT_EQ(3, (*before)[1].id);
+    EXPECT_EQ("dan", (*before)[1].actor);
+    EXPECT_EQ(At(3, 0), (*before)[1].starts_at);
+
+    auto d = (*a)->Delegate("dora", "sam", At(3, 0), At(5, 0));
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    ASSERT_TRUE((*a)->RemoveDelegation(*d).ok());
+    auto e = (*a)->Delegate("dora", "tom", At(3, 0), At(5, 0));
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_EQ(4, *d);
+    EXPECT_EQ(5, *e);
+
+    CreateOrder(*engine, "SO-1", "5.00");
+    ASSERT_TRUE(engine->Fire("SO-1", "submit", {}).ok());
+    auto open = (*a)->OpenRequests("");
+    ASSERT_EQ(1u, open->size());
+    EXPECT_EQ("all", (*open)[0].band_name);
+  }
+  {
+    // A second open finds the table rebuilt and changes nothing.
+    auto engine = OpenEngine(path);
+    auto a = Approvals::Attach(engine.get());
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(3u, (*a)->Delegations("")->size());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(SQLITE_OK, sqlite3_open(path.c_str(), &db));
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(SQLITE_OK,
+            sqlite3_prepare_v2(db,
+                               "SELECT sql FROM sqlite_master WHERE name = "
+                               "'approval_delegations'",
+                               -1, &s, nullptr));
+  ASSERT_EQ(SQLITE_ROW, sqlite3_step(s));
+  std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  EXPECT_NE(std::string::npos, sql.find("AUTOINCREMENT")) << sql;
+  remove();
+}
+
 }  // namespace
 }  // namespace crmflow

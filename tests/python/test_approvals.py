@@ -59,7 +59,7 @@ def _engine(path=None):
     """
     Returns an engine with ORDER registered and MATRIX installed.
     """
-    engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+    engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 10, 0)))
     engine.register(ORDER)
     engine.approvals.set_matrix(MATRIX)
     return engine
@@ -261,7 +261,7 @@ class TestDecisions:
         """
         In a unanimous step every approver must approve, once each.
         """
-        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 10, 0)))
         engine.register(ORDER)
         engine.approvals.set_matrix(ap.ApprovalMatrix("sales_order", [
             ap.Band("all", "true", [ap.Step("board", ["ann", "bob"])]),
@@ -397,7 +397,7 @@ class TestDecisions:
         """
         A team step accepts the team's available members only.
         """
-        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 10, 0)))
         engine.register(ORDER)
         router = crmflow.Router(engine)
         router.add_team(crmflow.Team("finance", [
@@ -430,7 +430,7 @@ class TestPersistence:
         engine.approvals.approve("SO-1", "mia")
         engine.close()
 
-        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 10, 0)))
         open_ = engine.approvals.open_requests()
         assert [("SO-1", 1, "director")] == list(
             zip(open_["transaction_id"], open_["current_step"],
@@ -454,7 +454,7 @@ class TestPersistence:
 
 class TestStoredMatrices:
     def _reopen(self, db_path):
-        return crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+        return crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 10, 0)))
 
     def test_matrix_survives_restart(self, db_path):
         """
@@ -625,7 +625,7 @@ class TestCreateIntoRequestState:
         also after a restart on a file.
         """
         path = db_path if use_file else None
-        engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 10, 0)))
         engine.register(CREATED_PENDING)
         engine.approvals.set_matrix(ap.ApprovalMatrix("quick_order", [
             ap.Band("small", "amount <= 1000"),
@@ -635,7 +635,7 @@ class TestCreateIntoRequestState:
         engine.create("quick_order", "Q-2", attributes={"amount": D("10")})
         if use_file:
             engine.close()
-            engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+            engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 10, 0)))
             engine.create("quick_order", "Q-3",
                           attributes={"amount": D("20")})
         states = {t: engine.get(t).state
@@ -660,7 +660,7 @@ class TestCreateIntoRequestState:
         On the memory store, a create that fails after the entry hook ran
         (a later hook raises) leaves no request behind.
         """
-        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(clock=Clock(utc(2026, 3, 2, 10, 0)))
         engine.register(CREATED_PENDING)
         engine.approvals.set_matrix(ap.ApprovalMatrix("quick_order", [
             ap.Band("big", "true", [ap.Step("manager", ["mia"])]),
@@ -774,7 +774,7 @@ class TestCli:
             "kind": "sales_order",
             "bands": [
                 {"name": "small", "condition": "amount <= 1000"},
-                {"name": "big", "steps": [
+                {"name": "big", "condition": "true", "steps": [
                     {"name": "manager", "approvers": ["mia"]},
                     {"name": "director", "approvers": ["dan", "dora"],
                      "mode": "first"}]},
@@ -783,13 +783,14 @@ class TestCli:
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps({
             "kind": "sales_order",
-            "bands": [{"name": "x", "steps": [{"name": "m", "who": "mia"}]}],
+            "bands": [{"name": "x", "condition": "true",
+                       "steps": [{"name": "m", "who": "mia"}]}],
         }), encoding="utf-8")
         codes = [
             cli.main(["approvals", "set-matrix", "--db", db_path, str(good)]),
             cli.main(["approvals", "matrices", "--db", db_path]),
         ]
-        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 9, 0)))
+        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 10, 0)))
         _submit(engine, "SO-1", D("5000"))
         band = list(engine.approvals.open_requests()["band"])
         engine.close()
@@ -875,3 +876,364 @@ class TestOlist:
         assert expected["small"] == int((states == "approved").sum())
         assert expected["medium"] == len(engine.approvals.pending("mia")) - \
             expected["large"]
+
+
+def _board_engine(path=None):
+    """
+    Returns an engine whose only band asks a unanimous board of ann and
+    bob, with bob's votes delegated to ann for March 2026.
+    """
+    engine = crmflow.Engine(path, clock=Clock(utc(2026, 3, 2, 10, 0)))
+    engine.register(ORDER)
+    engine.approvals.set_matrix(ap.ApprovalMatrix("sales_order", [
+        ap.Band("all", "true", [ap.Step("board", ["ann", "bob"])]),
+    ]))
+    engine.approvals.delegate("bob", "ann", utc(2026, 3, 1), utc(2026, 4, 1))
+    return engine
+
+
+class TestOneVotePerPerson:
+    def test_approver_cannot_also_vote_for_the_approver_it_stands_for(self):
+        """
+        ann, an approver who is also bob's substitute, votes once in her
+        own name; a second vote for bob would complete the unanimous step
+        alone and is refused naming transaction, step, actor and the
+        approver; bob's own vote completes it.
+        """
+        engine = _board_engine()
+        _submit(engine, "SO-1", D("5"))
+
+        engine.approvals.approve("SO-1", "ann", time=utc(2026, 3, 2, 11))
+        with pytest.raises(crmflow.NotAllowedError) as again:
+            engine.approvals.approve("SO-1", "ann", time=utc(2026, 3, 2, 12))
+        with pytest.raises(crmflow.NotAllowedError) as named:
+            engine.approvals.approve("SO-1", "ann", on_behalf_of="bob",
+                                     time=utc(2026, 3, 2, 12))
+        pending = engine.approvals.pending("ann", at=utc(2026, 3, 2, 12))
+        state_between = engine.get("SO-1").state
+        engine.approvals.approve("SO-1", "bob", time=utc(2026, 3, 2, 13))
+
+        assert (
+            'transaction "SO-1": step 1 ("board"): actor "ann" already '
+            "voted in their own name (decision 1), so cannot also vote on "
+            'behalf of "bob" (one vote per person per step)'
+            == str(again.value) == str(named.value)
+        )
+        assert "pending_approval" == state_between
+        assert pending.empty
+        assert "approved" == engine.get("SO-1").state
+        decisions = engine.approvals.decisions("SO-1")
+        assert [("ann", ""), ("bob", "")] == list(
+            zip(decisions["actor"], decisions["on_behalf_of"])
+        )
+
+    def test_substitute_cannot_then_vote_in_its_own_name(self):
+        """
+        The other order: ann first votes for bob, then her own vote is
+        refused; the step still waits for ann's own vote, cast by nobody
+        else.
+        """
+        engine = _board_engine()
+        _submit(engine, "SO-2", D("5"))
+
+        first = engine.approvals.approve("SO-2", "ann", on_behalf_of="bob",
+                                         time=utc(2026, 3, 2, 11))
+        with pytest.raises(crmflow.NotAllowedError) as e:
+            engine.approvals.approve("SO-2", "ann", time=utc(2026, 3, 2, 12))
+
+        assert "bob" == first["on_behalf_of"]
+        assert (
+            'transaction "SO-2": step 1 ("board"): actor "ann" already '
+            'voted on behalf of "bob" (decision 1), so cannot also vote in '
+            "their own name (one vote per person per step)" == str(e.value)
+        )
+        assert "pending_approval" == engine.get("SO-2").state
+        assert 1 == len(engine.approvals.decisions("SO-2"))
+
+
+class TestDelegationIds:
+    @pytest.mark.parametrize("on_file", [False, True])
+    def test_removed_id_is_not_given_again(self, on_file, db_path):
+        """
+        Removing the newest delegation and adding another gives a new id
+        (3), not the removed one (2).
+        """
+        engine = _engine(db_path if on_file else None)
+        a = engine.approvals.delegate("mia", "sam", utc(2026, 3, 3),
+                                      utc(2026, 3, 5))
+        b = engine.approvals.delegate("dan", "sam", utc(2026, 3, 3),
+                                      utc(2026, 3, 5))
+        engine.approvals.remove_delegation(b)
+        c = engine.approvals.delegate("dora", "sam", utc(2026, 3, 3),
+                                      utc(2026, 3, 5))
+
+        assert (1, 2, 3) == (a, b, c)
+        assert [1, 3] == list(engine.approvals.delegations()["id"])
+
+    def test_file_of_the_previous_release_is_migrated(self, db_path):
+        """
+        A file whose approval tables were made by the previous release
+        (delegations without AUTOINCREMENT, ids 1 and 3 after a removal)
+        opens with its rows and ids, and ids go on from 4 without reuse.
+        """
+        import sqlite3
+
+        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 10)))
+        engine.register(ORDER)
+        engine.close()
+        with sqlite3.connect(db_path) as db:
+            db.executescript(
+                "CREATE TABLE approval_delegations(id INTEGER PRIMARY KEY, "
+                "actor TEXT, substitute TEXT, starts_at TEXT, ends_at TEXT, "
+                "created_at TEXT);"
+                "CREATE INDEX approval_delegations_by_substitute ON "
+                "approval_delegations(substitute);"
+                "INSERT INTO approval_delegations VALUES "
+                "(1, 'mia', 'sam', '2026-03-03T00:00:00.000000Z', "
+                "'2026-03-05T00:00:00.000000Z', "
+                "'2026-03-01T00:00:00.000000Z'),"
+                "(3, 'dan', 'sam', '2026-03-03T00:00:00.000000Z', "
+                "'2026-03-05T00:00:00.000000Z', "
+                "'2026-03-01T00:00:00.000000Z');"
+            )
+        db.close()
+
+        engine = _engine(db_path)
+        before = engine.approvals.delegations()
+        d = engine.approvals.delegate("dora", "sam", utc(2026, 3, 3),
+                                      utc(2026, 3, 5))
+        engine.approvals.remove_delegation(d)
+        e = engine.approvals.delegate("dora", "tom", utc(2026, 3, 3),
+                                      utc(2026, 3, 5))
+        _submit(engine, "SO-1", D("5000"))
+        by_sam = engine.approvals.approve("SO-1", "sam",
+                                          time=utc(2026, 3, 4))
+        engine.close()
+        with sqlite3.connect(db_path) as db:
+            sql = db.execute(
+                "SELECT sql FROM sqlite_master WHERE name = "
+                "'approval_delegations'").fetchone()[0]
+            indexes = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                "tbl_name = 'approval_delegations'")]
+        db.close()
+
+        assert [(1, "mia", "sam"), (3, "dan", "sam")] == list(
+            zip(before["id"], before["actor"], before["substitute"])
+        )
+        assert [utc(2026, 3, 3)] * 2 == [
+            t.to_pydatetime() for t in before["starts_at"]
+        ]
+        assert (4, 5) == (d, e)
+        assert "mia" == by_sam["on_behalf_of"]
+        assert "AUTOINCREMENT" in sql.upper()
+        assert ["approval_delegations_by_substitute"] == indexes
+
+
+class TestRefusedMatrices:
+    def test_blank_approver_is_refused(self):
+        """
+        An approver that is blank after trimming could never decide: the
+        step refuses it, and so does the core given the raw matrix.
+        """
+        engine = _engine()
+        raw = MATRIX.to_dict()
+        raw["bands"][1]["steps"][0]["approvers"] = ["mia", "  "]
+
+        with pytest.raises(crmflow.InvalidArgumentError) as step:
+            ap.Step("manager", ["mia", " \t"])
+        with pytest.raises(crmflow.InvalidArgumentError) as core:
+            engine.approvals._core.set_matrix(raw)
+
+        assert (
+            "step 'manager': approver 2 is blank (expected an actor id)"
+            == str(step.value)
+        )
+        assert (
+            'approval matrix "sales_order": band 2 ("medium"): step 1 '
+            '("manager"): bad approver "  " (expected UTF-8 text, not '
+            "blank, without line breaks)" == str(core.value)
+        )
+        assert (
+            MATRIX.to_dict()
+            == engine.approvals.matrix("sales_order").to_dict()
+        )
+
+    @pytest.mark.parametrize("condition", [None, "missing", "", "   "])
+    def test_band_without_condition_is_refused(self, condition):
+        """
+        A band whose condition is null, missing or blank would catch every
+        transaction (an automatic one approving all of them): refused
+        naming the band, by the core and by from_dict; the old matrix
+        stays.
+        """
+        engine = _engine()
+        raw = MATRIX.to_dict()
+        if condition == "missing":
+            del raw["bands"][0]["condition"]
+        else:
+            raw["bands"][0]["condition"] = condition
+
+        with pytest.raises(crmflow.InvalidArgumentError) as core:
+            engine.approvals._core.set_matrix(raw)
+        with pytest.raises(crmflow.InvalidArgumentError) as data:
+            ap.ApprovalMatrix.from_dict(raw, "m.json")
+        _submit(engine, "SO-1", D("5000"))
+
+        if condition in (None, "missing"):
+            assert (
+                'approval matrix "sales_order": band 1 ("small"): missing '
+                'condition (expected an expression, e.g. "amount <= 1000", '
+                'or "true" for a band that matches everything)'
+                == str(core.value)
+            )
+        else:
+            assert (
+                'approval matrix "sales_order": band 1 ("small"): no '
+                'condition (expected an expression, e.g. "amount <= 1000", '
+                'or "true" for a band that matches everything)'
+                == str(core.value)
+            )
+        assert {
+            None: "m.json: band 1 ('small'): condition must be a str (got "
+                  'None; "true" matches everything)',
+            "missing": "m.json: band 1: missing key 'condition' (expected "
+                       "name, condition, steps)",
+            "": "band 'small': blank condition (expected an expression, or "
+                '"true" for a band that matches everything)',
+            "   ": "band 'small': blank condition (expected an expression, "
+                   'or "true" for a band that matches everything)',
+        }[condition] == str(data.value)
+        assert "pending_approval" == engine.get("SO-1").state
+
+
+class TestDecisionTimes:
+    def test_decision_before_the_request_is_refused(self):
+        """
+        The order entered pending_approval at 10:00; a decision dated 09:59
+        is refused naming the transaction and both times; 10:00 itself is
+        accepted.
+        """
+        engine = _engine()
+        _submit(engine, "SO-1", D("5000"))
+
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            engine.approvals.approve("SO-1", "mia",
+                                     time=utc(2026, 3, 2, 9, 59))
+        kept = engine.approvals.decisions("SO-1").empty
+        engine.approvals.approve("SO-1", "mia", time=utc(2026, 3, 2, 10))
+
+        assert (
+            'transaction "SO-1": approve: decision time '
+            "2026-03-02T09:59:00.000000Z is before approval request 1 was "
+            "opened at 2026-03-02T10:00:00.000000Z (when the transaction "
+            "entered the requesting state)" == str(e.value)
+        )
+        assert kept
+        assert "approved" == engine.get("SO-1").state
+
+    def test_decision_after_year_9999_is_refused(self):
+        """
+        A time past 9999-12-31 (given as microseconds, as datetime cannot)
+        is refused before anything is written (here by the binding; the
+        core refuses it too, see approvals_test.cc); the decisions stay
+        readable.
+        """
+        engine = _engine()
+        _submit(engine, "SO-1", D("5000"))
+        year_10000 = 253402300800000000  # 10000-01-01T00:00:00Z
+
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            engine.approvals.reject("SO-1", "mia", time=year_10000)
+
+        assert (
+            "time: integer time out of range (expected microseconds "
+            "between 0001-01-01 and 9999-12-31)" == str(e.value)
+        )
+        assert engine.approvals.decisions("SO-1").empty
+        assert "pending_approval" == engine.get("SO-1").state
+
+
+class TestChainAmounts:
+    def test_floats_refused_ints_exact(self):
+        """
+        A float amount is refused naming the attribute (money is never a
+        binary float); an int is exact: 1000 is in the band of
+        Decimal("1000"), 1001 in the next.
+        """
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            MATRIX.chain({"amount": 1000.0})
+        with pytest.raises(crmflow.InvalidArgumentError):
+            MATRIX.chain({"amount": 0.5}, types={"amount": "decimal"})
+
+        assert (
+            'attribute "amount": binary floats are refused (use '
+            "decimal.Decimal or int)" == str(e.value)
+        )
+        assert ("small", "medium", "medium") == tuple(
+            MATRIX.chain({"amount": a}, types={"amount": "decimal"}).band
+            for a in (1000, 1001, 10000)
+        )
+
+
+_RACE_CHILD = r"""
+import json, sys
+import crmflow
+engine = crmflow.Engine(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()  # the other process holds the lock now
+try:
+    engine.approvals.approve("SO-1", "dora")
+    print(json.dumps(["ok", ""]))
+except crmflow.Error as e:
+    print(json.dumps([type(e).__name__, str(e)]))
+"""
+
+
+class TestRace:
+    def test_loser_reports_the_state_after_the_winner(self, db_path):
+        """
+        Two processes approve the same first-response step: this one holds
+        the write lock with dan's approval while the other starts dora's;
+        after the commit the loser's error names the state as it is
+        (approved), not as it read it before waiting for the lock.  (The
+        pause only lets the child reach the lock; were it slower, the test
+        would pass without proving anything, never fail wrongly.)
+        """
+        import json
+        import subprocess
+        import sys
+        import time
+
+        from test_stress import child_env
+
+        engine = crmflow.Engine(db_path, clock=Clock(utc(2026, 3, 2, 10)))
+        engine.register(ORDER)
+        engine.approvals.set_matrix(ap.ApprovalMatrix("sales_order", [
+            ap.Band("all", "true",
+                    [ap.Step("director", ["dan", "dora"], mode="first")]),
+        ]))
+        _submit(engine, "SO-1", D("5"))
+
+        # The child opens its engine first (opening writes, which would
+        # wait for the lock held below).
+        child = subprocess.Popen(
+            [sys.executable, "-c", _RACE_CHILD, db_path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=child_env())
+        ready = child.stdout.readline()
+        with engine.transaction():
+            engine.approvals.approve("SO-1", "dan")
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            time.sleep(1.0)
+        stdout, stderr = child.communicate(timeout=120)
+
+        assert "ready\n" == ready, stderr
+        assert 0 == child.returncode, stderr
+        assert [
+            "NotFoundError",
+            'transaction "SO-1" in state "approved": no open approval '
+            "request",
+        ] == json.loads(stdout)
+        assert ["dan"] == list(engine.approvals.decisions("SO-1")["actor"])

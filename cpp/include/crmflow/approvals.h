@@ -50,7 +50,19 @@
 // decide for the actor during [start, end).  Such a decision is recorded
 // with actor = the substitute and on_behalf_of = the actor.  One actor's
 // windows may not overlap; an empty or inverted window and delegating to
-// oneself are refused.
+// oneself are refused.  Delegation ids are never given again, even after
+// a removal.
+//
+// One person, one vote per step: whoever has decided a step, in their own
+// name or on behalf of an approver, cannot decide it again in any
+// capacity.  Without this an approver who is also the substitute of the
+// other approver of a unanimous step would complete it alone.
+//
+// Decision times: a decision may not be dated before its request was
+// opened (the time the transaction entered the requesting state).  Like
+// the engine, approvals take any explicit time otherwise (replays and
+// backdated imports need that), within the instants a Timestamp supports
+// (years 0001 to 9999).
 //
 // Tables (created with CREATE TABLE IF NOT EXISTS in the engine's SQLite
 // file and written in the engine's transactions; listed in
@@ -61,8 +73,9 @@
 //   approval_steps(request_id, position, name, mode, approvers, team)
 //   approval_decisions(id, request_id, transaction_id, step, step_name,
 //       actor, on_behalf_of, decision, time, comment)
-//   approval_delegations(id, actor, substitute, starts_at, ends_at,
-//       created_at)
+//   approval_delegations(id AUTOINCREMENT, actor, substitute, starts_at,
+//       ends_at, created_at); a file made before ids were kept unique is
+//       rebuilt in place when approvals attach, keeping rows and ids
 // With the memory store the same tables live in a private in-memory
 // SQLite database owned by the Approvals object.  Changes made there by
 // the entry and exit hooks during an engine Fire that is later rolled
@@ -147,7 +160,7 @@ StatusOr<ApprovalMode> ParseApprovalMode(std::string_view name);
 // One step of a chain.  Exactly one of `approvers` and `team` is given.
 struct ApprovalStep {
   std::string name;                    // e.g. "manager"; required
-  std::vector<std::string> approvers;  // actor ids, unique
+  std::vector<std::string> approvers;  // actor ids, unique, not blank
   std::string team;  // a Router team; its available members approve
   ApprovalMode mode = ApprovalMode::kUnanimous;
 };
@@ -155,7 +168,9 @@ struct ApprovalStep {
 // One band of a matrix.
 struct ApprovalBand {
   std::string name;       // unique within the matrix; required
-  std::string condition;  // an expression of expr.h; "" means true
+  // An expression of expr.h; required, "true" matches everything (a
+  // blank one is refused: it would silently catch every transaction).
+  std::string condition;
   std::vector<ApprovalStep> steps;  // empty: approved automatically
 };
 
@@ -283,7 +298,8 @@ struct DecisionOptions {
   // actor itself when it is an approver of the step, else the first
   // approver (in step order) who delegated to it and has not decided.
   std::string on_behalf_of;
-  std::optional<Timestamp> time;  // default: the engine's clock
+  // Default: the engine's clock.  Not before the request was opened.
+  std::optional<Timestamp> time;
   std::string comment;
 };
 
@@ -342,11 +358,15 @@ class Approvals {
   static bool HasStoredMatrices(Engine* engine);
 
   // Record a decision on the open request of `txn_id`.  Fail with
-  // kNotFound (unknown transaction, no open request), kNotAllowed (the
-  // actor is not an approver of the current step, nor a substitute of
-  // one; names transaction, step and actor), kAlreadyExists (the approver
-  // already decided this step), kInvalidArgument (empty actor, non-UTF-8
-  // text), or whatever the fired event fails with; Engine exceptions from
+  // kNotFound (unknown transaction, no open request; the state named is
+  // the one read under the write lock, after any other process's
+  // decision), kNotAllowed (the actor is not an approver of the current
+  // step, nor a substitute of one; or the actor already voted at this
+  // step in another capacity: names transaction, step, actor and the
+  // approver), kAlreadyExists (the approver already decided this step),
+  // kInvalidArgument (empty actor, non-UTF-8 text, a time before the
+  // request was opened or outside years 0001 to 9999, naming both times),
+  // or whatever the fired event fails with; Engine exceptions from
   // callbacks propagate.  Nothing is written on failure.
   StatusOr<DecisionResult> Approve(std::string_view txn_id,
                                    const DecisionOptions& options);
@@ -354,9 +374,10 @@ class Approvals {
                                   const DecisionOptions& options);
 
   // Lets `substitute` decide for `actor` during [start, end).  Returns the
-  // delegation's id.  Fails with kInvalidArgument (empty names, self
-  // delegation, end <= start) or kAlreadyExists (overlaps another window
-  // of `actor`, naming it).
+  // delegation's id, never one given before.  Fails with kInvalidArgument
+  // (empty names, self delegation, end <= start, a time outside years
+  // 0001 to 9999) or kAlreadyExists (overlaps another window of `actor`,
+  // naming it).
   StatusOr<int64_t> Delegate(std::string_view actor,
                              std::string_view substitute, Timestamp start,
                              Timestamp end);
