@@ -615,6 +615,19 @@ auto Compute(const EventLog& log, F f) {
   return f(log);
 }
 
+// A str of a case id.  Ids are nearly always ASCII, and then copied into
+// a new str without a pass of the UTF-8 decoder.
+PyObject* CaseIdString(std::string_view id) {
+  unsigned char high = 0;
+  for (unsigned char ch : id) high |= ch;
+  if (high >= 0x80) return PyUnicode_FromStringAndSize(id.data(), id.size());
+  PyObject* s = PyUnicode_New(static_cast<Py_ssize_t>(id.size()), 127);
+  if (s != nullptr && !id.empty()) {
+    std::memcpy(PyUnicode_DATA(s), id.data(), id.size());
+  }
+  return s;
+}
+
 // The variants as numpy arrays: "variant" (object: tuples of activity
 // names), "length", "count", "example_case" (object: case ids), in
 // VariantIds' order.
@@ -724,8 +737,7 @@ py::dict VariantsToPython(const EventLog& log) {
         // first collection after the call does not walk them all.
         PyObject_GC_UnTrack(tuple);
         seq.push_back(tuple);
-        const std::string_view id = log.case_id(c);
-        PyObject* s = PyUnicode_FromStringAndSize(id.data(), id.size());
+        PyObject* s = CaseIdString(log.case_id(c));
         if (s == nullptr) throw py::error_already_set();
         example.push_back(s);
       }

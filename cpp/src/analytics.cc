@@ -299,20 +299,46 @@ void SelectRanks(std::span<const int64_t> v, int64_t lo, int64_t hi,
   }
 }
 
+
+// The least, the greatest and the sum of a set of durations, when a
+// caller has them already (a pass over the values saved).
+struct DurationSummary {
+  int64_t lo = INT64_MAX;
+  int64_t hi = INT64_MIN;
+  __int128 sum = 0;
+  void Add(int64_t v) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+    sum += v;
+  }
+  void Merge(const DurationSummary& o) {
+    lo = std::min(lo, o.lo);
+    hi = std::max(hi, o.hi);
+    sum += o.sum;
+  }
+};
+
+DurationStats StatsWithSummary(std::span<int64_t> micros,
+                               const DurationSummary& summary);
+
 }  // namespace
 
 DurationStats ComputeDurationStats(std::span<int64_t> micros) {
+  DurationSummary summary;
+  for (int64_t v : micros) summary.Add(v);
+  return StatsWithSummary(micros, summary);
+}
+
+namespace {
+
+DurationStats StatsWithSummary(std::span<int64_t> micros,
+                               const DurationSummary& summary) {
   DurationStats s;
   const size_t n = micros.size();
   s.count = static_cast<int64_t>(n);
   if (micros.empty()) return s;
-  __int128 sum = 0;
-  int64_t lo = micros[0], hi = micros[0];
-  for (int64_t v : micros) {
-    sum += v;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
+  const __int128 sum = summary.sum;
+  const int64_t lo = summary.lo, hi = summary.hi;
   s.mean = static_cast<double>(sum) / static_cast<double>(n) /
            kMicrosPerSecond;
   s.min = static_cast<double>(lo) / kMicrosPerSecond;
@@ -352,6 +378,8 @@ DurationStats ComputeDurationStats(std::span<int64_t> micros) {
   return s;
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------------------
 // Directly-follows graph
 // ---------------------------------------------------------------------------
@@ -388,7 +416,14 @@ struct PairGaps {
   internal::ScratchArray<int64_t> gaps;
   std::vector<int64_t> starts;  // per activity: cases starting with it
   std::vector<int64_t> ends;    // per activity: cases ending with it
+  // Per pair, when n * n <= kSummarisedPairs (else empty): the least and
+  // greatest gap and their sum, gathered with the gaps.
+  std::vector<DurationSummary> summary;
 };
+
+// Up to this many pairs the gathering pass also sums up each pair's gaps
+// (a table small enough for the L1 cache), saving the statistics a pass.
+constexpr size_t kSummarisedPairs = 4096;
 
 // Two sequential passes over the activity and time columns: counts per
 // pair (giving the offsets), then every gap written to its pair's slot.
@@ -416,7 +451,9 @@ PairGaps GatherPairGaps(const EventLog& log) {
     std::vector<uint32_t> count;
     std::vector<int64_t> starts, ends;
     std::vector<int64_t> fill;  // next slot of each pair for this part
+    std::vector<DurationSummary> summary;  // per pair, when summarised
   };
+  const bool summarise = n2 <= kSummarisedPairs;
   std::vector<Part> part(parts);
   internal::RunParts(parts, [&](int p) {
     Part& mine = part[p];
@@ -461,17 +498,34 @@ PairGaps GatherPairGaps(const EventLog& log) {
   int64_t* gaps = g.gaps.get();
   internal::RunParts(parts, [&](int p) {
     int64_t* fill = part[p].fill.data();
-    for (int64_t c = bounds[p]; c < bounds[p + 1]; ++c) {
-      const int64_t b = off[c], e = off[c + 1];
-      if (e - b < 2) continue;
-      size_t row = static_cast<size_t>(act[b]) * n;
-      for (int64_t i = b + 1; i < e; ++i) {
-        const size_t cur = static_cast<size_t>(act[i]);
-        gaps[fill[row + cur]++] = t[i] - t[i - 1];
-        row = cur * n;
+    auto gather = [&](auto add) {
+      for (int64_t c = bounds[p]; c < bounds[p + 1]; ++c) {
+        const int64_t b = off[c], e = off[c + 1];
+        if (e - b < 2) continue;
+        size_t row = static_cast<size_t>(act[b]) * n;
+        for (int64_t i = b + 1; i < e; ++i) {
+          const size_t cur = static_cast<size_t>(act[i]);
+          const int64_t gap = t[i] - t[i - 1];
+          gaps[fill[row + cur]++] = gap;
+          add(row + cur, gap);
+          row = cur * n;
+        }
       }
+    };
+    if (summarise) {
+      part[p].summary.resize(n2);
+      DurationSummary* sum = part[p].summary.data();
+      gather([sum](size_t k, int64_t gap) { sum[k].Add(gap); });
+    } else {
+      gather([](size_t, int64_t) {});
     }
   });
+  if (summarise) {
+    g.summary.resize(n2);
+    for (const Part& mine : part) {
+      for (size_t k = 0; k < n2; ++k) g.summary[k].Merge(mine.summary[k]);
+    }
+  }
   return g;
 }
 
@@ -524,8 +578,10 @@ Dfg DfgFromPairGaps(const EventLog& log, PairGaps& g) {
       edge.from = log.activity_name(keys[i].from);
       edge.to = log.activity_name(keys[i].to);
       edge.count = keys[i].count;
-      edge.duration = ComputeDurationStats(
-          std::span<int64_t>(g.gaps.get() + g.pos[k], keys[i].count));
+      std::span<int64_t> gaps(g.gaps.get() + g.pos[k], keys[i].count);
+      edge.duration = g.summary.empty()
+                          ? ComputeDurationStats(gaps)
+                          : StatsWithSummary(gaps, g.summary[k]);
     }
   });
   dfg.start_activities = CountsToNames(log, g.starts);
@@ -569,8 +625,15 @@ std::vector<ActivityTime> TimesFromPairGaps(const EventLog& log,
   internal::RunParts(parts, [&](int p) {
     for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) {
       auto [b, e] = gap_range(present[i]);
-      out[i].duration =
-          ComputeDurationStats(std::span<int64_t>(g.gaps.get() + b, e - b));
+      std::span<int64_t> gaps(g.gaps.get() + b, e - b);
+      if (g.summary.empty()) {
+        out[i].duration = ComputeDurationStats(gaps);
+        continue;
+      }
+      DurationSummary summary;
+      const size_t row = static_cast<size_t>(present[i]) * n;
+      for (int32_t to = 0; to < n; ++to) summary.Merge(g.summary[row + to]);
+      out[i].duration = StatsWithSummary(gaps, summary);
     }
   });
   std::sort(out.begin(), out.end(),
