@@ -461,19 +461,27 @@ class PyEngine {
     return *engine_;
   }
 
+  // Closes the engine from any thread: waits for a call running on
+  // another thread, but not for an explicit transaction left open between
+  // calls (by a live thread or one that has exited), which it rolls back.
+  // Closing twice does nothing.
   void Close() {
     if (!engine_) return;
     RefuseInsideCallback("close()");
-    // Waits for other threads' calls (and for an explicit transaction of
-    // another thread) to end before the engine goes.
-    EngineLock lock(&mutex_);
+    EngineLock lock(&mutex_, {}, EngineMutex::TakeOver::kAlways);
     if (!engine_) return;
+    // Every open level goes, whoever began it, before the store does: the
+    // write lock must not outlive the engine (nor wait for a collector).
+    {
+      MaybeRelease nogil(release_);
+      while (engine_->store().depth() > 0 && engine_->Rollback().ok()) {
+      }
+    }
     engine_->ClearCallbacks();
     {
       MaybeRelease nogil(release_);
       engine_.reset();
     }
-    // Closing rolls back an open transaction of this thread.
     mutex_.KeepForTransactions(0);
   }
 
@@ -529,13 +537,24 @@ class PyEngine {
 
 // Refuses `what` (commit() or rollback()) on a thread other than the one
 // that holds an explicit transaction open: it would otherwise wait for the
-// very transaction it means to end.
-void RefuseOtherThreadsTransaction(PyEngine& e, const char* what) {
-  if (e.mutex().InTransaction() && !e.mutex().HeldHere()) {
-    ThrowInvalid(std::string(what) + ": the open transaction of engine \"" +
-                 e.path() + "\" was begun by another thread; only that "
-                 "thread can commit or roll it back");
+// very transaction it means to end.  When that thread has exited, returns
+// true for rollback() (which then takes the transaction over and discards
+// it); a dead thread's work is never committed for it.
+bool RefuseOtherThreadsTransaction(PyEngine& e, const char* what,
+                                   bool take_abandoned) {
+  EngineMutex& mu = e.mutex();
+  if (!mu.InTransaction() || mu.HeldHere()) return false;
+  std::string where = std::string(what) +
+                      ": the open transaction of engine \"" + e.path() +
+                      "\" was begun by another thread, " +
+                      mu.TransactionOwnerName();
+  if (mu.TransactionOwnerExited()) {
+    if (take_abandoned) return true;
+    ThrowInvalid(where + ", which has exited; its work cannot be committed "
+                 "for it (rollback() discards it)");
   }
+  ThrowInvalid(where + "; only that thread can commit or roll it back "
+               "(close() rolls it back from any thread)");
 }
 
 StateRole RoleFromString(const std::string& role) {
@@ -945,7 +964,9 @@ PyMethodDef fire_method = {
     METH_FASTCALL | METH_KEYWORDS,
     "fire(self, id, event, time=None, actor='', payload='', "
     "expected_version=None, source='')\n--\n\n"
-    "Fires `event` on transaction `id`; returns the new state name."};
+    "Fires `event` on transaction `id`; returns the name of the state the "
+    "transaction is in when the call ends (after any events that rules, "
+    "such as an automatic approval, fired on it in the same call)."};
 
 // Makes FireMethod the fire method of `cls` (_core.Engine).
 void InstallFire(py::handle cls) {
@@ -1084,48 +1105,137 @@ std::vector<int64_t> TimeColumn(py::handle times, size_t n,
 // Defined in analytics_module.cc: the EventLog, analytics and conformance.
 #include "engine_handle.h"
 
-void crmflow::EngineMutex::LockSlow() {
+void crmflow::EngineMutex::LockSlow(TakeOver take_over) {
   using Clock = std::chrono::steady_clock;
-  // Another thread holds the engine: wait without the GIL, which that
-  // thread may need for a callback before it can let go.
-  PyThreadState* saved = PyEval_SaveThread();
-  bool timed_out = false;
-  {
-    std::unique_lock<std::mutex> g(wait_mu_);
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    // When the holder is inside an explicit transaction: since when.
-    std::optional<Clock::time_point> behind_transaction;
-    for (;;) {
-      // Orders our waiters_ increment before the look at the owner, as
-      // Unlock() orders its release before its look at waiters_.
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (TryLock()) break;
-      if (InTransaction()) {
-        Clock::time_point now = Clock::now();
-        if (!behind_transaction) behind_transaction = now;
-        if (now - *behind_transaction >=
-            std::chrono::milliseconds(kTransactionWaitMs)) {
-          timed_out = true;
+  // Since when the wait has been behind a live owner's open transaction.
+  std::optional<Clock::time_point> behind_transaction;
+  for (;;) {
+    // With the GIL: a parked transaction's owner (a threading.Thread) can
+    // only be asked whether it still runs with it held.
+    uintptr_t seen = owner_.load(std::memory_order_seq_cst);
+    if ((seen & kParked) != 0) {
+      if (take_over == TakeOver::kAlways) {
+        if (TakeParked(seen)) return;
+        continue;
+      }
+      if (TransactionOwnerExited()) {
+        if (take_over == TakeOver::kAbandoned) {
+          if (TakeParked(seen)) return;
+          continue;
+        }
+        crmflow::ThrowStatus(crmflow::Status(
+            crmflow::Code::kStoreError,
+            "abandoned transaction: " + TransactionOwnerName() +
+                " began an explicit transaction and exited without "
+                "commit() or rollback(); rollback() from any thread "
+                "discards it, close() rolls it back and closes the engine"));
+      }
+      if (take_over == TakeOver::kAbandoned) {
+        crmflow::ThrowInvalid(
+            "the open transaction was begun by " + TransactionOwnerName() +
+            ", which is still running; only that thread can commit or "
+            "roll it back (close() rolls it back from any thread)");
+      }
+    }
+
+    // Another thread holds the engine: wait without the GIL, which that
+    // thread may need for a callback before it can let go.
+    enum class Outcome { kLocked, kTimedOut, kAskOwner } outcome;
+    PyThreadState* saved = PyEval_SaveThread();
+    {
+      std::unique_lock<std::mutex> g(wait_mu_);
+      waiters_.fetch_add(1, std::memory_order_seq_cst);
+      for (;;) {
+        // Orders our waiters_ increment before the look at the owner, as
+        // Unlock() orders its release before its look at waiters_.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (TryLock()) {
+          outcome = Outcome::kLocked;
           break;
         }
-      } else {
-        behind_transaction.reset();
+        uintptr_t now_seen = owner_.load(std::memory_order_seq_cst);
+        if (take_over == TakeOver::kAlways && (now_seen & kParked) != 0 &&
+            TakeParked(now_seen)) {
+          outcome = Outcome::kLocked;
+          break;
+        }
+        if (take_over == TakeOver::kNever && InTransaction()) {
+          Clock::time_point now = Clock::now();
+          if (!behind_transaction) behind_transaction = now;
+          if (now - *behind_transaction >=
+              std::chrono::milliseconds(kTransactionWaitMs)) {
+            outcome = Outcome::kTimedOut;
+            break;
+          }
+        } else {
+          behind_transaction.reset();
+        }
+        // Unlock() wakes us; the slice bounds how late a transaction begun
+        // meanwhile, or its owner's exit, is noticed.
+        wait_cv_.wait_for(g, std::chrono::milliseconds(50));
+        if (take_over != TakeOver::kAlways &&
+            (owner_.load(std::memory_order_seq_cst) & kParked) != 0) {
+          outcome = Outcome::kAskOwner;  // once a slice, with the GIL
+          break;
+        }
       }
-      // Unlock() wakes us; the slice only bounds how late a transaction
-      // begun meanwhile is noticed.
-      wait_cv_.wait_for(g, std::chrono::milliseconds(50));
+      waiters_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    waiters_.fetch_sub(1, std::memory_order_seq_cst);
+    PyEval_RestoreThread(saved);
+    if (outcome == Outcome::kLocked) return;
+    if (outcome == Outcome::kTimedOut) {
+      crmflow::ThrowStatus(crmflow::Status(
+          crmflow::Code::kStoreError,
+          "engine busy: waited " + std::to_string(kTransactionWaitMs / 1000) +
+              " s for an explicit transaction that " +
+              TransactionOwnerName() +
+              " began and has not committed or rolled back (a transaction "
+              "keeps the engine for its thread until commit() or "
+              "rollback())"));
+    }
   }
-  PyEval_RestoreThread(saved);
-  if (timed_out) {
-    crmflow::ThrowStatus(crmflow::Status(
-        crmflow::Code::kStoreError,
-        "engine busy: waited " + std::to_string(kTransactionWaitMs / 1000) +
-            " s for an explicit transaction that another thread began and "
-            "has not committed or rolled back (a transaction keeps the "
-            "engine for its thread until commit() or rollback())"));
+}
+
+void crmflow::EngineMutex::NoteTransactionOwner() {
+  owner_ident_ = PyThread_get_thread_ident();
+  owner_name_.clear();
+  owner_thread_ = py::object();
+  // A weak reference: a live thread is kept by the threading module, so a
+  // dead reference means its thread has gone.  A thread the threading
+  // module cannot name leaves the reference empty and is never taken for
+  // exited (its waiters get "engine busy" as before).
+  try {
+    py::object thread =
+        py::module_::import("threading").attr("current_thread")();
+    owner_name_ = py::str(thread.attr("name"));
+    owner_thread_ = py::module_::import("weakref").attr("ref")(thread);
+  } catch (py::error_already_set&) {
+    owner_thread_ = py::object();
   }
+}
+
+void crmflow::EngineMutex::ForgetTransactionOwner() {
+  owner_thread_ = py::object();
+  owner_name_.clear();
+  owner_ident_ = 0;
+}
+
+bool crmflow::EngineMutex::TransactionOwnerExited() const {
+  if (!InTransaction() || !owner_thread_) return false;
+  try {
+    py::object thread = owner_thread_();
+    if (thread.is_none()) return true;
+    // Thread.is_alive() turns false when join() would return.
+    return !py::cast<bool>(thread.attr("is_alive")());
+  } catch (py::error_already_set&) {
+    return false;
+  }
+}
+
+std::string crmflow::EngineMutex::TransactionOwnerName() const {
+  std::string ident = "ident " + std::to_string(owner_ident_);
+  if (owner_name_.empty()) return "another thread (" + ident + ")";
+  return "thread \"" + owner_name_ + "\" (" + ident + ")";
 }
 
 crmflow::EngineLock crmflow_lock_engine(pybind11::handle engine) {
@@ -1661,7 +1771,7 @@ PYBIND11_MODULE(_core, m) {
       .def("commit",
            [](PyEngine& e) {
              RefuseInsideCallback("commit()");
-             RefuseOtherThreadsTransaction(e, "commit()");
+             (void)RefuseOtherThreadsTransaction(e, "commit()", false);
              EngineLock lock(&e.mutex());
              Engine& engine = e.engine();
              Status st;
@@ -1675,9 +1785,22 @@ PYBIND11_MODULE(_core, m) {
       .def("rollback",
            [](PyEngine& e) {
              RefuseInsideCallback("rollback()");
-             RefuseOtherThreadsTransaction(e, "rollback()");
-             EngineLock lock(&e.mutex());
-             Status st = e.engine().Rollback();
+             // The transaction of a thread that has exited: nobody else
+             // could end its levels, so all of them go.
+             bool abandoned = RefuseOtherThreadsTransaction(e, "rollback()",
+                                                           true);
+             EngineLock lock(&e.mutex(), {},
+                             abandoned ? EngineMutex::TakeOver::kAbandoned
+                                       : EngineMutex::TakeOver::kNever);
+             Engine& engine = e.engine();
+             Status st;
+             if (abandoned) {
+               while (st.ok() && engine.store().depth() > 0) {
+                 st = engine.Rollback();
+               }
+             } else {
+               st = engine.Rollback();
+             }
              e.SyncTransactions();
              Check(st);
            })

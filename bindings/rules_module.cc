@@ -13,8 +13,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "crmflow/numbering.h"
 #include "crmflow/rules.h"
@@ -60,7 +62,34 @@ struct PyConditionSet {
   std::vector<int> native_index;  // per entry; -1 for a callable
   std::vector<py::object> callables;  // per entry; None for a text
   bool has_callables = false;
+  // The texts as given and their schema: an evaluation error is reported
+  // by evaluating the failing text whole again (see EvaluationError).
+  std::vector<std::string> texts;
+  ExprSchema schema;
 };
+
+// The error of native condition `k` on `ctx`, which failed with `operand`
+// (whose columns count within the "and" operand the set split it into):
+// the whole text evaluated again gives the same error with the columns of
+// the text as written (evaluation is deterministic and the split keeps
+// its order and short-circuit).  Numbered as the caller listed it.
+Status EvaluationError(const PyConditionSet& set, size_t k,
+                       const EvalContext& ctx, const Status& operand,
+                       size_t row) {
+  Status st = operand;
+  auto whole = Expression::ParseCondition(set.texts[k], set.schema);
+  if (whole.ok()) {
+    auto again = whole->EvaluateCondition(ctx);
+    if (!again.ok()) st = again.status();
+  }
+  size_t entry = k;
+  for (size_t i = 0; i < set.native_index.size(); ++i) {
+    if (set.native_index[i] == static_cast<int>(k)) entry = i;
+  }
+  return Status(st.code(), "record " + std::to_string(row + 1) +
+                               ": condition " + std::to_string(entry + 1) +
+                               ": " + st.message());
+}
 
 PyConditionSet MakeConditionSet(const py::list& conditions,
                                 const py::dict& attributes) {
@@ -104,6 +133,8 @@ PyConditionSet MakeConditionSet(const py::list& conditions,
     crmflow_throw_status(Status(compiled.status().code(), msg));
   }
   set.native = std::move(*compiled);
+  set.texts = std::move(texts);
+  set.schema = std::move(schema);
   return set;
 }
 
@@ -121,6 +152,8 @@ void EvaluateRecords(const PyConditionSet& set, const py::list& records,
   const size_t n = set.native_index.size();
   std::vector<uint8_t> native(set.native.size());
   std::vector<uint8_t> matched(n);
+  // Per operand: 0 not evaluated yet for this record, 1 false, 2 true.
+  std::vector<uint8_t> memo(set.native.operand_count());
   // Borrowed: the list holds the records for the whole call.
   std::vector<PyObject*> objects;
   objects.reserve(records.size());
@@ -130,11 +163,14 @@ void EvaluateRecords(const PyConditionSet& set, const py::list& records,
     if (has_native) {
       EvalContext ctx;
       ctx.attributes = &rows[row];
-      Status st = set.native.Evaluate(ctx, native.data());
-      if (!st.ok()) {
-        crmflow_throw_status(Status(st.code(), "record " +
-                                                   std::to_string(row + 1) +
-                                                   ": " + st.message()));
+      std::fill(memo.begin(), memo.end(), 0);
+      for (size_t k = 0; k < native.size(); ++k) {
+        auto r = set.native.EvaluateOne(k, ctx, memo.data());
+        if (!r.ok()) {
+          crmflow_throw_status(
+              EvaluationError(set, k, ctx, r.status(), row));
+        }
+        native[k] = *r ? 1 : 0;
       }
     }
     for (size_t i = 0; i < n; ++i) {

@@ -148,6 +148,10 @@ struct Engine::Callbacks {
   Transaction scratch_txn;
   HistoryRow scratch_row;
   int firing = 0;
+  // Transaction writes (creates, transitions, attribute changes) so far.
+  // A call compares it around its rules: when they wrote, the transaction
+  // it returns is read again, since they may have moved it on.
+  uint64_t writes = 0;
 
   void Invalidate() {
     dirty = true;
@@ -305,6 +309,7 @@ struct Engine::Callbacks {
     write.actor = args.actor;
     write.payload = args.payload;
     out->seq = impl->ApplyHot(hot, write);
+    ++writes;
     out->state = r->wf->StateName(t.target);
     out->version = hot.version + 1;
     out->internal = t.internal;
@@ -708,9 +713,13 @@ StatusOr<Transaction> Engine::Create(const CreateRequest& req) {
   row.source = req.source;
   auto seq = store_->AppendHistory(row);
   if (!seq.ok()) return seq.status();
+  const uint64_t written = ++cb.writes;
   // Rules on "created" run in this transaction: their failure undoes the
-  // create.
+  // create.  When they wrote, the transaction is returned as they left it.
   CRMFLOW_RETURN_IF_ERROR(rules_->AfterCreate(txn, time));
+  if (cb.writes != written) {
+    CRMFLOW_RETURN_IF_ERROR(cb.LoadForWrite(*store_, id, &txn));
+  }
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   number_scope.n = nullptr;
   numbering_->Keep();
@@ -854,13 +863,22 @@ Status Engine::Callbacks::Fire(Engine& engine, const FireArgs& args,
     if (!seq.ok()) return seq.status();
     row.seq = *seq;
   }
+  const uint64_t written = ++cb.writes;
   // Rules (left, event, entered) run in this transaction, after the write,
   // so a failing rule rolls the transition back with all its effects.
   CRMFLOW_RETURN_IF_ERROR(engine.rules_->AfterFire(
       txn, args.event, row.from_state, external, time));
+  // A rule's fire action (an automatic approval, say) may have moved the
+  // transaction on: the call reports where it ends, as Get would.
+  std::string_view final_state = to_state;
+  if (cb.writes != written) {
+    CRMFLOW_RETURN_IF_ERROR(cb.LoadForWrite(store, args.id, &txn));
+    int reached = wf.StateId(txn.state);
+    if (reached != Workflow::kNoId) final_state = wf.StateName(reached);
+  }
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   cb.Remember(txn);
-  if (to_state_out != nullptr) *to_state_out = to_state;
+  if (to_state_out != nullptr) *to_state_out = final_state;
   return Status::Ok();
 }
 
@@ -933,9 +951,14 @@ StatusOr<Transaction> Engine::SetAttributes(std::string_view id,
   txn.version = expected_version + 1;
   txn.updated_at = clock_();
   CRMFLOW_RETURN_IF_ERROR(store_->UpdateTransaction(txn, expected_version));
+  const uint64_t written = ++cb.writes;
   if (before) {
     CRMFLOW_RETURN_IF_ERROR(
         rules_->AfterSetAttributes(*before, txn, txn.updated_at));
+  }
+  // As in Fire: rules that wrote may have changed it further.
+  if (cb.writes != written) {
+    CRMFLOW_RETURN_IF_ERROR(cb.LoadForWrite(*store_, id, &txn));
   }
   CRMFLOW_RETURN_IF_ERROR(scope.Commit());
   cb.Remember(txn);

@@ -5,6 +5,8 @@
 #include <expat.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -21,6 +23,14 @@ namespace crmflow {
 namespace {
 
 constexpr size_t kChunk = 1 << 16;
+
+// The longest piece of markup read: a start tag with its attribute values,
+// an end tag, a comment or a processing instruction.  Expat holds an
+// unfinished one whole in memory, so without a bound a file (or a small
+// gzip file that inflates to gigabytes) could make it take any amount; the
+// CSV reader bounds a record the same way.  Text between tags is streamed
+// and not bounded.
+constexpr uint64_t kMaxMarkup = uint64_t{256} << 20;
 
 // Raw bytes from a file or from memory.
 class RawSource {
@@ -69,8 +79,22 @@ class ByteStream {
     if (gzip_) inflateEnd(&z_);
   }
 
-  // Fills `out` with up to out->size() bytes; sets *n (0 at the end).
-  Status Read(std::vector<char>* out, size_t* n) {
+  // Fills `out` with `size` bytes, fewer only at the end; sets *n (0 at
+  // the end).
+  Status ReadFull(char* out, size_t size, size_t* n) {
+    *n = 0;
+    while (*n < size) {
+      size_t got = 0;
+      CRMFLOW_RETURN_IF_ERROR(Read(out + *n, size - *n, &got));
+      if (got == 0) break;
+      *n += got;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Fills `out` with up to `size` bytes; sets *n (0 at the end).
+  Status Read(char* out, size_t size, size_t* n) {
     *n = 0;
     if (!started_) {
       started_ = true;
@@ -91,13 +115,13 @@ class ByteStream {
     }
     if (!gzip_) {
       if (in_pos_ < in_len_) {
-        size_t k = std::min(out->size(), in_len_ - in_pos_);
-        std::memcpy(out->data(), in_.data() + in_pos_, k);
+        size_t k = std::min(size, in_len_ - in_pos_);
+        std::memcpy(out, in_.data() + in_pos_, k);
         in_pos_ += k;
         *n = k;
         return Status::Ok();
       }
-      long got = raw_->Read(out->data(), out->size());
+      long got = raw_->Read(out, size);
       if (got < 0) return ReadError();
       *n = static_cast<size_t>(got);
       return Status::Ok();
@@ -128,11 +152,13 @@ class ByteStream {
       }
       z_.next_in = reinterpret_cast<Bytef*>(in_.data() + in_pos_);
       z_.avail_in = static_cast<uInt>(in_len_ - in_pos_);
-      z_.next_out = reinterpret_cast<Bytef*>(out->data());
-      z_.avail_out = static_cast<uInt>(out->size());
+      // uInt bounds one inflate call; ReadFull asks again for the rest.
+      uInt room = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+      z_.next_out = reinterpret_cast<Bytef*>(out);
+      z_.avail_out = room;
       int rc = inflate(&z_, Z_NO_FLUSH);
       in_pos_ = in_len_ - z_.avail_in;
-      *n = out->size() - z_.avail_out;
+      *n = room - z_.avail_out;
       if (rc == Z_STREAM_END) {
         member_done_ = true;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
@@ -145,7 +171,6 @@ class ByteStream {
     return Status::Ok();
   }
 
- private:
   Status ReadError() const {
     return Status(Code::kParseError, name_ + ": read error");
   }
@@ -212,16 +237,38 @@ class XesParser {
     parser_ = XML_ParserCreate(nullptr);
     XML_SetUserData(parser_, this);
     XML_SetElementHandler(parser_, &XesParser::Start, &XesParser::End);
+    // Everything else (text, comments, declarations) reaches the default
+    // handler, so that every finished piece of markup moves settled_;
+    // the Expand variant keeps internal entities expanded.
+    XML_SetDefaultHandlerExpand(parser_, &XesParser::Default);
   }
   ~XesParser() { XML_ParserFree(parser_); }
 
   StatusOr<EventLog> Parse(ByteStream* in) {
-    std::vector<char> buf(kChunk);
     while (true) {
+      // What Expat holds unfinished: the bytes after the last piece it
+      // reported.  A finished piece is measured by the handlers.
+      uint64_t pending = fed_ - settled_;
+      if (pending > kMaxMarkup) return TooLong(Where(), Unfinished());
+      // Offer at least as much again as is pending: Expat scans an
+      // unfinished piece from its start on every call (newer versions
+      // wait until its data has doubled), so a long one is scanned
+      // O(log size) times and every call really tries to finish it, which
+      // keeps `pending` exact.  Expat then holds at most twice the bound,
+      // as the CSV reader does.
+      size_t want = static_cast<size_t>(std::max<uint64_t>(kChunk, pending));
+      void* buf = XML_GetBuffer(parser_, static_cast<int>(want));
+      if (buf == nullptr) {
+        return Status(Code::kParseError,
+                      Where() + ": out of memory for the XML parser (" +
+                          std::to_string(want) + " bytes)");
+      }
       size_t n = 0;
-      CRMFLOW_RETURN_IF_ERROR(in->Read(&buf, &n));
+      CRMFLOW_RETURN_IF_ERROR(
+          in->ReadFull(static_cast<char*>(buf), want, &n));
       bool final = n == 0;
-      if (XML_Parse(parser_, buf.data(), static_cast<int>(n), final) ==
+      fed_ += n;
+      if (XML_ParseBuffer(parser_, static_cast<int>(n), final) ==
           XML_STATUS_ERROR) {
         if (!error_.ok()) return error_;
         return Status(Code::kParseError,
@@ -229,6 +276,7 @@ class XesParser {
                           XML_ErrorString(XML_GetErrorCode(parser_)) +
                           " (expected well-formed XES XML)");
       }
+      KeepHead(static_cast<const char*>(buf), n);
       if (final) break;
     }
     if (!seen_log_) {
@@ -252,11 +300,98 @@ class XesParser {
     XML_StopParser(parser_, XML_FALSE);
   }
 
+  // Notes that Expat has finished the piece it is reporting; returns its
+  // size in bytes.  The end of an empty element's end tag is reported at
+  // its start, hence the max.
+  uint64_t Settle() {
+    int64_t count = XML_GetCurrentByteCount(parser_);
+    int64_t end = static_cast<int64_t>(XML_GetCurrentByteIndex(parser_)) +
+                  count;
+    if (end > 0 && static_cast<uint64_t>(end) > settled_) settled_ = end;
+    return count > 0 ? static_cast<uint64_t>(count) : 0;
+  }
+
+  // Keeps the first bytes of the unfinished piece, for naming it in
+  // Unfinished (Expat does not show them).  `data` holds the last `n`
+  // bytes fed, still in Expat's buffer until the next XML_GetBuffer.
+  void KeepHead(const char* data, size_t n) {
+    constexpr size_t kHead = 64;
+    uint64_t start = fed_ - n;
+    if (settled_ >= start) {
+      size_t from = static_cast<size_t>(settled_ - start);
+      head_.assign(data + from, std::min(kHead, n - from));
+    } else if (head_.size() < kHead) {
+      head_.append(data, std::min(kHead - head_.size(), n));
+    }
+  }
+
+  // A name cut to 40 bytes (at a character boundary) for a message.
+  static std::string Shorten(std::string_view name) {
+    if (name.size() <= 40) return std::string(name);
+    size_t keep = 40;
+    while (keep > 0 &&
+           (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) {
+      --keep;
+    }
+    return std::string(name.substr(0, keep)) + "...";
+  }
+
+  // Names a piece of markup from its first bytes.
+  static std::string Describe(std::string_view h) {
+    if (h.starts_with("<!--")) return "comment";
+    if (h.starts_with("<?")) return "processing instruction";
+    if (h.starts_with("<!")) return "declaration";
+    if (!h.starts_with("<")) return "markup";
+    bool end_tag = h.starts_with("</");
+    std::string_view rest = h.substr(end_tag ? 2 : 1);
+    std::string_view tag = rest.substr(0, rest.find_first_of(" \t\r\n/>"));
+    return std::string(end_tag ? "end tag </" : "element <") + Shorten(tag) +
+           ">";
+  }
+
+  // The unfinished piece, named from head_.
+  std::string Unfinished() const { return Describe(head_); }
+
+  // The error for a piece over kMaxMarkup: `where` it starts (for an
+  // unfinished one, where Expat's position rests after a call that
+  // finished nothing), `what` it is.
+  static Status TooLong(const std::string& where, const std::string& what) {
+    return Status(Code::kParseError,
+                  where + ": " + what +
+                      " longer than 256 MiB (expected a tag with its "
+                      "attribute values, or a comment, under 256 MiB)");
+  }
+
+  // The handlers refuse a finished piece over the bound (the unfinished
+  // one is Parse's), and do nothing once parsing has failed: Expat may
+  // still report an empty element's end after its start was refused.
   static void Start(void* self, const XML_Char* name, const XML_Char** atts) {
-    static_cast<XesParser*>(self)->OnStart(name, atts);
+    auto* p = static_cast<XesParser*>(self);
+    if (!p->error_.ok()) return;
+    if (p->Settle() > kMaxMarkup) {
+      p->Fail(TooLong(p->Where(), "element <" + Shorten(name) + ">"));
+      return;
+    }
+    p->OnStart(name, atts);
   }
   static void End(void* self, const XML_Char* name) {
-    static_cast<XesParser*>(self)->OnEnd(name);
+    auto* p = static_cast<XesParser*>(self);
+    if (!p->error_.ok()) return;
+    if (p->Settle() > kMaxMarkup) {
+      p->Fail(TooLong(p->Where(), "end tag </" + Shorten(name) + ">"));
+      return;
+    }
+    p->OnEnd(name);
+  }
+  // Text, comments, declarations.  Text never starts with '<' and comes in
+  // pieces of any size, so only markup is measured.
+  static void Default(void* self, const XML_Char* text, int len) {
+    auto* p = static_cast<XesParser*>(self);
+    if (!p->error_.ok()) return;
+    if (p->Settle() > kMaxMarkup && len > 0 && text[0] == '<') {
+      std::string_view head(text, std::min(len, 64));
+      p->Fail(TooLong(p->Where(), Describe(head)));
+    }
   }
 
   void OnStart(const char* raw_name, const char** atts) {
@@ -416,6 +551,10 @@ class XesParser {
   std::vector<PendingEvent> pending_;
   size_t num_pending_ = 0;
   int64_t next_row_ = 0;
+  // Bytes given to Expat, and the end of the last piece it reported.
+  uint64_t fed_ = 0;
+  uint64_t settled_ = 0;
+  std::string head_;  // the first bytes after settled_
 };
 
 }  // namespace

@@ -432,6 +432,13 @@ class Engine(_core.Engine):
         StoreError: The file cannot be opened or has a newer schema.
         InvalidArgumentError: The zone is unknown.
 
+    ``fire(id, event, ...)`` returns the name of the state the transaction
+    is in when the call ends, the state :meth:`get` then shows: when rules
+    run by the transition fire further events on it (a follow-up step, the
+    automatic approval of an empty approval chain), that is the state the
+    last of them entered, not the one the event itself led to (the
+    history has each step).
+
     Threads: one engine may be shared by several threads without a lock
     of the caller's.  Its calls (and those of the routers, service desks,
     rules and approvals attached to it) are serialised by a lock of the
@@ -445,12 +452,25 @@ class Engine(_core.Engine):
     thread can commit or roll it back (``InvalidArgumentError`` for
     another).  A call that has waited 10 s behind another thread's open
     transaction fails with ``StoreError`` ("engine busy"), so a thread that
-    begins and never commits cannot hang the others silently.  Threads do
-    not run the core in parallel on one engine; for parallel work use one
-    engine per thread (SQLite files may be shared).  Across processes, a
-    writer waits for another's open transaction through SQLite's busy
-    timeout, 10 s a try and up to 50 tries, before ``StoreError``: keep
-    explicit transactions short.
+    begins and never commits cannot hang the others silently.  When the
+    thread that began it has exited, the next call fails at once with
+    ``StoreError`` ("abandoned transaction") naming that thread; then
+    ``rollback()`` from any thread discards the whole transaction (every
+    nesting level), while ``commit()`` stays refused.  :meth:`close`
+    works from any thread: it rolls back an open transaction, whoever
+    began it (that thread's next call finds the engine closed), and
+    releases SQLite's write lock.  Threads do not run the core in
+    parallel on one engine; for parallel work use one engine per thread
+    (SQLite files may be shared).  Across processes, a writer waits for
+    another's open transaction through SQLite's busy timeout, 10 s a try
+    and up to 50 tries, before ``StoreError``: keep explicit transactions
+    short.
+
+    .. versionchanged:: 0.2.0
+       ``fire`` returns the state after the whole call (it returned the
+       state its own transition entered); ``close()`` rolls back another
+       thread's open transaction instead of waiting for it, and
+       ``rollback()`` ends one whose thread has exited.
     """
 
     def __init__(
@@ -497,19 +517,28 @@ class Engine(_core.Engine):
 
     def close(self) -> None:
         """
-        Drops the callbacks and closes the store; further calls raise.
+        Rolls back an open explicit transaction (whichever thread began
+        it), drops the callbacks and closes the store; further calls
+        raise.  Callable from any thread: it waits for a call running on
+        another thread, not for another thread's open transaction.
         Closing twice does nothing.
+
+        Raises:
+            InvalidArgumentError: Called from inside a callback (the
+                engine stays open).
         """
         if getattr(self, "_closed", False):
             return
-        self._closed = True
         hooks = getattr(self, "_close_hooks", [])
         self._close_hooks = []
         try:
             for hook in hooks:
                 hook(self)
         finally:
+            # Marked closed only once the core has closed: a close that
+            # failed must not make the next one a silent no-op.
             super().close()
+            self._closed = True
 
     def on_close(self, fn: Any = None) -> Any:
         """
@@ -821,7 +850,8 @@ class Engine(_core.Engine):
             actor: Who created it.
 
         Returns:
-            The new transaction.
+            The new transaction as the call leaves it: rules on
+            ``created`` may already have moved it on.
 
         Raises:
             NotFoundError: Unknown kind.
@@ -1147,6 +1177,10 @@ class Engine(_core.Engine):
             attributes: Values of declared attributes.
             expected_version: Fail unless the stored version equals it
                 (default: the current version).
+
+        Returns:
+            The transaction as the call leaves it (rules on ``changed``
+            may have changed it further).
 
         Raises:
             ConcurrentUpdateError: The stored version moved on.

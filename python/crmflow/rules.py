@@ -183,7 +183,10 @@ class ConditionSet:
 
         Raises:
             InvalidArgumentError: A record holds a value of the wrong type
-                or an evaluation fails (``record N: condition M: ...``).
+                or an evaluation fails (``record N: condition M: column
+                C: ...``, M numbering the conditions as given, callables
+                included, and C, with a line for multi-line texts,
+                counted within condition M's text as written).
         """
         return list(self._core.count(list(records), int(passes)))
 

@@ -148,6 +148,60 @@ TEST(Rules, C18TotalFromDecimalsAutoApproves) {
   EXPECT_EQ("approved", engine->Get("SO-9").value().state);
 }
 
+// Fire's result is the transaction when the call ends: the automatic
+// approve that the rule fires moves it from "submitted" (where submit led)
+// to "approved", at version 4 (create, the total set by the created rule,
+// submit, approve).  Create returns it with the rule's total already set.
+void ExpectFollowUpInResult(Engine& engine) {
+  ASSERT_TRUE(engine.rules()
+                  .Add(MakeRule("total", RuleTrigger::kCreated, "", "",
+                                "set total = line1 + line2", 10))
+                  .ok());
+  ASSERT_TRUE(engine.rules()
+                  .Add(MakeRule("auto-approve", RuleTrigger::kEntered,
+                                "submitted", "total <= 0.30",
+                                "fire approve"))
+                  .ok());
+  CreateRequest req;
+  req.kind = "sales_order";
+  req.id = "SO-9";
+  req.attributes = {{"line1", Value::Dec(Dec("0.10"))},
+                    {"line2", Value::Dec(Dec("0.20"))}};
+
+  auto created = engine.Create(req);
+  auto fired = engine.Fire("SO-9", "submit", {});
+
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_EQ(2, created->version);
+  const Value* total = FindAttribute(created->attributes, "total");
+  ASSERT_NE(nullptr, total);
+  EXPECT_EQ("0.30", total->decimal().ToString());
+  ASSERT_TRUE(fired.ok()) << fired.status().ToString();
+  EXPECT_EQ("approved", fired->state);
+  EXPECT_EQ(4, fired->version);
+  Transaction stored = engine.Get("SO-9").value();
+  EXPECT_EQ(stored.state, fired->state);
+  EXPECT_EQ(stored.version, fired->version);
+  // seq is submit's own row: the approve row follows it.
+  HistoryQuery q;
+  q.transaction_id = "SO-9";
+  auto rows = engine.History(q).value();
+  ASSERT_EQ(3u, rows.size());
+  EXPECT_EQ("submit", rows[1].event);
+  EXPECT_EQ(rows[1].seq, fired->seq);
+  EXPECT_EQ("approve", rows[2].event);
+}
+
+TEST(Rules, FireReturnsTheStateAfterFollowUpsInMemory) {
+  auto engine = OpenEngine("");
+  ExpectFollowUpInResult(*engine);
+}
+
+TEST_F(RulesFileTest, FireReturnsTheStateAfterFollowUpsInSqlite) {
+  auto engine = OpenEngine(path_);
+  ExpectFollowUpInResult(*engine);
+}
+
 TEST(Rules, RoundsHalfUp) {
   auto engine = OpenEngine("");
   ASSERT_TRUE(engine->rules()

@@ -497,3 +497,221 @@ def test_python_rule_and_scheduler_tick_in_other_threads(tmp_path):
     finally:
         con.close()
     assert sorted((id, 1) for id in all_ids) == sorted(stored)
+
+
+def begin_on_thread_and_exit(engine, name, nested=1):
+    """
+    Runs a thread called `name` that begins `nested` explicit
+    transactions, fires "start" on "A" and ends without committing;
+    returns once that thread has exited.
+    """
+    def abandon():
+        for _ in range(nested):
+            engine.begin()
+        engine.fire("A", "start", source=f"{name}:start")
+
+    t = threading.Thread(target=abandon, name=name, daemon=True)
+    t.start()
+    t.join(JOIN_TIMEOUT)
+    assert not t.is_alive()
+
+
+def write_lock_free(path):
+    """
+    Returns True when a second connection can take SQLite's write lock at
+    once (BEGIN IMMEDIATE with no busy wait), i.e. nobody holds it.
+    """
+    con = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError as e:
+        assert "locked" in str(e)
+        return False
+    finally:
+        con.close()
+
+
+class TestAbandonedTransaction:
+    """
+    An explicit transaction whose owner thread exited without commit() or
+    rollback(): close() from any thread rolls it back, the next caller is
+    told which thread left it, and rollback() from another thread is the
+    way out.
+    """
+
+    def test_close_rolls_back_transaction_of_exited_thread(self, tmp_path):
+        """
+        close() on the main thread discards the exited thread's open
+        transaction and releases SQLite's write lock; a second close() is
+        a no-op that leaves no lock either.
+        """
+        engine, path = make_engine(tmp_path, "sqlite")
+        engine.create("toggle", "A")
+        begin_on_thread_and_exit(engine, "abandoner")
+        assert not write_lock_free(path)  # the open transaction holds it
+
+        engine.close()
+
+        assert write_lock_free(path)
+        engine.close()
+        assert write_lock_free(path)
+        con = sqlite3.connect(path)
+        try:
+            stored = con.execute(
+                "SELECT state, version FROM transactions WHERE id = 'A'"
+            ).fetchall()
+            sources = con.execute(
+                "SELECT source FROM history WHERE event <> 'create'"
+            ).fetchall()
+        finally:
+            con.close()
+        assert [("idle", 1)] == stored
+        assert [] == sources
+        with pytest.raises(crmflow.InvalidArgumentError, match="closed"):
+            engine.get("A")
+
+    def test_close_from_another_thread_ends_a_live_transaction(
+            self, tmp_path):
+        """
+        close() on another thread while this thread holds a transaction
+        open (between its calls) rolls it back and closes; this thread's
+        next call reports the engine closed.
+        """
+        engine, path = make_engine(tmp_path, "sqlite")
+        engine.create("toggle", "A")
+        engine.begin()
+        engine.fire("A", "start")
+
+        assert [] == run_threads([engine.close])
+
+        assert write_lock_free(path)
+        with pytest.raises(crmflow.InvalidArgumentError, match="closed"):
+            engine.commit()
+        engine.close()  # nothing left to do
+        con = sqlite3.connect(path)
+        try:
+            state = con.execute(
+                "SELECT state FROM transactions WHERE id = 'A'").fetchone()
+        finally:
+            con.close()
+        assert ("idle",) == state
+
+    @pytest.mark.parametrize("store", ["sqlite", "memory"])
+    def test_next_caller_is_told_which_thread_left_it(self, tmp_path, store):
+        """
+        A call behind a transaction whose owner exited fails at once with
+        a StoreError naming that thread and the ways out, and changes
+        nothing.
+        """
+        engine, path = make_engine(tmp_path, store)
+        engine.create("toggle", "A")
+        engine.create("toggle", "B")
+        begin_on_thread_and_exit(engine, "left-open")
+
+        with pytest.raises(crmflow.StoreError) as caught:
+            engine.fire("B", "start")
+
+        message = str(caught.value)
+        assert 'thread "left-open"' in message
+        assert "exited" in message
+        assert "rollback()" in message
+        assert "engine busy" not in message  # no 10 s wait behind it
+        engine.rollback()
+        assert "idle" == engine.get("B").state
+        assert 1 == engine.get("B").version
+        engine.close()
+
+    def test_waiter_learns_of_the_exit_while_waiting(self, tmp_path):
+        """
+        A call already waiting behind a live owner's transaction fails
+        with the abandoned-transaction error once that owner exits without
+        committing, instead of the 10 s "engine busy".
+        """
+        engine, _ = make_engine(tmp_path, "sqlite")
+        engine.create("toggle", "A")
+        engine.create("toggle", "B")
+        began = threading.Event()
+        got = []
+
+        def owner():
+            engine.begin()
+            engine.fire("A", "start")
+            began.set()
+            # Lets the waiter reach the engine first; the timeout only
+            # paces (the outcome is the same if it comes later).
+            threading.Event().wait(0.3)
+
+        def waiter():
+            began.wait(JOIN_TIMEOUT)
+            try:
+                engine.fire("B", "start")
+            except crmflow.StoreError as e:
+                got.append(str(e))
+
+        t = threading.Thread(target=owner, name="short-lived", daemon=True)
+
+        assert [] == run_threads([t.start, waiter])
+
+        t.join(JOIN_TIMEOUT)
+        assert 1 == len(got)
+        assert got[0].startswith('abandoned transaction: thread '
+                                 '"short-lived"'), got[0]
+        engine.rollback()
+        assert ("idle", "idle") == (engine.get("A").state,
+                                    engine.get("B").state)
+        engine.close()
+
+    @pytest.mark.parametrize("store", ["sqlite", "memory"])
+    def test_rollback_from_another_thread_discards_every_level(
+            self, tmp_path, store):
+        """
+        rollback() on another thread ends the whole abandoned transaction
+        (both nesting levels): the fire inside it is undone, the engine
+        works again and, on SQLite, the write lock is free.
+        """
+        engine, path = make_engine(tmp_path, store)
+        engine.create("toggle", "A")
+        begin_on_thread_and_exit(engine, "nested", nested=2)
+
+        engine.rollback()
+
+        assert "idle" == engine.get("A").state
+        assert 1 == engine.get("A").version
+        if store == "sqlite":
+            assert write_lock_free(path)
+        assert "busy" == engine.fire("A", "start")
+        with engine.transaction():
+            engine.fire("A", "stop")
+        assert "idle" == engine.get("A").state
+        assert 3 == engine.get("A").version
+        engine.close()
+        if store == "sqlite":
+            assert write_lock_free(path)
+
+    def test_rollback_of_a_live_threads_transaction_is_refused(
+            self, tmp_path):
+        """
+        While the owner thread runs, rollback() elsewhere is refused and
+        leaves its transaction open.
+        """
+        engine, _ = make_engine(tmp_path, "sqlite")
+        engine.create("toggle", "A")
+        engine.begin()
+        engine.fire("A", "start")
+        got = []
+
+        def other():
+            try:
+                engine.rollback()
+            except crmflow.InvalidArgumentError as e:
+                got.append(str(e))
+
+        assert [] == run_threads([other])
+
+        assert 1 == len(got)
+        assert "begun by another thread" in got[0]
+        engine.commit()
+        assert "busy" == engine.get("A").state
+        engine.close()

@@ -110,14 +110,20 @@ struct FireOptions {
 // What an accepted Fire returns.  Kept small on purpose: Fire is the hot
 // path, so it copies neither the attributes nor the history row; call Get or
 // History for those.
+//
+// `state` and `version` describe the transaction when the call ends, as Get
+// would read it: when rules run by the transition fire further events on it
+// (an automatic approval, a follow-up step), that is the state the last of
+// them entered, not the one this transition entered.  `seq` and `internal`
+// describe this call's own transition.
 struct FireResult {
-  // The state after the transition: a view of the registered workflow's
-  // state name (no copy), valid until that kind is registered again or the
-  // engine is destroyed.  Copy it to keep it longer.
+  // The transaction's state after the call: a view of the registered
+  // workflow's state name (no copy), valid until that kind is registered
+  // again or the engine is destroyed.  Copy it to keep it longer.
   std::string_view state;
-  int64_t version = 0;  // the transaction's version after the transition
-  int64_t seq = 0;      // the history row's seq
-  bool internal = false;
+  int64_t version = 0;  // the transaction's version after the call
+  int64_t seq = 0;      // the history row of this call's own transition
+  bool internal = false;  // whether that transition was internal
 };
 
 // One event of a batch replay.
@@ -223,15 +229,17 @@ class Engine {
   void ClearCallbacks();
 
   // Creates a transaction in its kind's initial state and writes the
-  // creation history row.  Fails with kNotFound (unknown kind),
-  // kAlreadyExists (id taken), kInvalidArgument (undeclared or mistyped
-  // attribute, missing required one, non-UTF-8 text).
+  // creation history row; returns the transaction when the call ends
+  // (rules on "created" may have moved it on).  Fails with kNotFound
+  // (unknown kind), kAlreadyExists (id taken), kInvalidArgument (undeclared
+  // or mistyped attribute, missing required one, non-UTF-8 text).
   StatusOr<Transaction> Create(const CreateRequest& request);
 
-  // Fires `event` on transaction `id`.  Fails with kNotFound (unknown id),
-  // kNotAllowed (message names the transaction, its state, the event and
-  // the events allowed there), kGuardRefused (names the guard and its
-  // reason), kConcurrentUpdate, kStoreError.
+  // Fires `event` on transaction `id`; see FireResult for what the result
+  // describes when rules fire further events.  Fails with kNotFound
+  // (unknown id), kNotAllowed (message names the transaction, its state,
+  // the event and the events allowed there), kGuardRefused (names the guard
+  // and its reason), kConcurrentUpdate, kStoreError.
   StatusOr<FireResult> Fire(std::string_view id, std::string_view event,
                             const FireOptions& options);
 
@@ -239,7 +247,8 @@ class Engine {
   StatusOr<std::vector<std::string>> AllowedEvents(std::string_view id);
 
   // Changes attributes (not the state) if the stored version equals
-  // expected_version; bumps the version.
+  // expected_version; bumps the version.  Returns the transaction when the
+  // call ends (rules on "changed" may have changed it further).
   StatusOr<Transaction> SetAttributes(std::string_view id,
                                       const Attributes& attributes,
                                       int64_t expected_version);
