@@ -25,6 +25,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -326,6 +327,7 @@ SharedLog FromCodes(py::handle case_codes, py::handle case_names,
   {
     NoGil nogil;
     EventLogBuilder b;
+    b.Reserve(static_cast<int64_t>(n));
     std::vector<int> attr_cols;
     for (const std::string& a : attr_names) attr_cols.push_back(b.AddAttribute(a));
     for (const std::string& c : all_cases) b.AddCase(c);
@@ -361,13 +363,20 @@ SharedLog FromCodes(py::handle case_codes, py::handle case_names,
 py::dict ToColumns(const EventLog& log) {
   const int64_t n = log.num_events();
   py::dict d;
-  d["case"] = py::make_tuple(Array(log.case_column()), [&] {
+  // The log keeps no per-event case, and no resource, lifecycle or row
+  // column when every event has the default: Python gets full arrays,
+  // built here.
+  d["case"] = py::make_tuple(Array(log.CaseIndexPerEvent()), [&] {
     py::list ids(log.num_cases());
     for (int32_t c = 0; c < log.num_cases(); ++c) ids[c] = py::str(log.case_id(c));
     return ids;
   }());
   d["activity"] = Coded(log.activity_column(), log.activities());
-  d["resource"] = Coded(log.resource_column(), log.resources());
+  d["resource"] =
+      log.resource_column().empty()
+          ? Coded(std::vector<int32_t>(static_cast<size_t>(n), -1),
+                  log.resources())
+          : Coded(log.resource_column(), log.resources());
   std::vector<int32_t> lc(n);
   for (int64_t e = 0; e < n; ++e) {
     lc[e] = log.lifecycle(e) == Lifecycle::kNone
@@ -380,7 +389,12 @@ py::dict ToColumns(const EventLog& log) {
   lc_names.append("other");
   d["lifecycle"] = py::make_tuple(Array(lc), lc_names);
   d["time"] = Array(log.time_column());
-  d["row"] = Array(log.row_column());
+  d["row"] = [&] {
+    if (!log.row_column().empty()) return Array(log.row_column());
+    std::vector<int64_t> rows(static_cast<size_t>(n));
+    std::iota(rows.begin(), rows.end(), int64_t{0});
+    return Array(rows);
+  }();
   py::list attrs;
   for (int i = 0; i < log.num_attributes(); ++i) {
     // Values are views into the attribute's pool, so their data pointer

@@ -36,12 +36,32 @@ std::string_view TrimBlanks(std::string_view s) {
   return s;
 }
 
-// Applies the permutation `order` (new position -> old position) to `v`.
+// Applies the permutation `order` (new position -> old position) to `v`,
+// which is empty (an optional column holding only defaults: left empty)
+// or has one entry per position.  The result is allocated at its exact
+// size and the input freed at once, so no two copies outlive the call.
 template <typename T>
 void Permute(std::vector<T>* v, const std::vector<uint32_t>& order) {
-  std::vector<T> out(v->size());
+  if (v->empty()) return;
+  std::vector<T> out(order.size());
   for (size_t i = 0; i < order.size(); ++i) out[i] = (*v)[order[i]];
   v->swap(out);
+}
+
+// Releases the growth slack of a column (a no-op when there is none).
+template <typename T>
+void Trim(std::vector<T>* v) {
+  if (v->capacity() != v->size()) v->shrink_to_fit();
+}
+
+// Makes an optional column hold one entry per event so far (`events`),
+// each `fill`, before its first non-default value is appended.  Room is
+// reserved like the always-present columns (`capacity`), so that the
+// column grows with them.
+template <typename T>
+void Materialise(std::vector<T>* v, size_t events, size_t capacity, T fill) {
+  v->reserve(capacity);
+  v->assign(events, fill);
 }
 
 }  // namespace
@@ -127,10 +147,68 @@ int32_t StringPool::Find(std::string_view s) const {
 }
 
 // ---------------------------------------------------------------------------
+// CompactStringPool
+// ---------------------------------------------------------------------------
+
+// No hash is stored per string: Grow() hashes the texts again (a few
+// passes over short strings in all), and a probe compares the text, which
+// a differing length rejects at once.
+void CompactStringPool::Grow() {
+  size_t capacity = table_.empty() ? 16 : table_.size() * 2;
+  table_.assign(capacity, -1);
+  const size_t mask = capacity - 1;
+  for (int32_t id = 0; id < size(); ++id) {
+    size_t slot = HashText(Get(id)) & mask;
+    while (table_[slot] >= 0) slot = (slot + 1) & mask;
+    table_[slot] = id;
+  }
+}
+
+int32_t CompactStringPool::Intern(std::string_view s) {
+  if ((ends_.size() + 1) * 2 > table_.size()) Grow();
+  const size_t mask = table_.size() - 1;
+  size_t slot = HashText(s) & mask;
+  while (true) {
+    int32_t id = table_[slot];
+    if (id < 0) break;
+    if (Get(id) == s) return id;
+    slot = (slot + 1) & mask;
+  }
+  int32_t id = size();
+  chars_.insert(chars_.end(), s.begin(), s.end());
+  ends_.push_back(chars_.size());
+  table_[slot] = id;
+  return id;
+}
+
+int32_t CompactStringPool::Find(std::string_view s) const {
+  if (table_.empty()) return -1;
+  const size_t mask = table_.size() - 1;
+  for (size_t slot = HashText(s) & mask;; slot = (slot + 1) & mask) {
+    int32_t id = table_[slot];
+    if (id < 0) return -1;
+    if (Get(id) == s) return id;
+  }
+}
+
+void CompactStringPool::ShrinkToFit() {
+  chars_.shrink_to_fit();
+  ends_.shrink_to_fit();
+}
+
+// ---------------------------------------------------------------------------
 // EventLogBuilder
 // ---------------------------------------------------------------------------
 
 EventLogBuilder::EventLogBuilder() { log_.case_offsets_.clear(); }
+
+void EventLogBuilder::Reserve(int64_t events) {
+  if (events <= 0) return;
+  const size_t n = static_cast<size_t>(events);
+  log_.cases_.reserve(n);
+  log_.activities_.reserve(n);
+  log_.times_.reserve(n);
+}
 
 int EventLogBuilder::AddAttribute(std::string_view name) {
   int existing = log_.FindAttribute(name);
@@ -155,13 +233,33 @@ int32_t EventLogBuilder::AddCase(std::string_view id) {
 void EventLogBuilder::AddEvent(int32_t case_index, std::string_view activity,
                                Timestamp time, std::string_view resource,
                                Lifecycle lifecycle, int64_t row) {
+  // The optional columns are materialised at their first non-default
+  // value; until then they are empty (see EventLog::resource_column).
+  const size_t e = log_.times_.size();
   log_.cases_.push_back(case_index);
   log_.activities_.push_back(log_.activity_names_.Intern(activity));
   log_.times_.push_back(time.micros);
-  log_.resources_.push_back(
-      resource.empty() ? -1 : log_.resource_names_.Intern(resource));
-  log_.lifecycles_.push_back(lifecycle);
-  log_.rows_.push_back(row);
+  const size_t capacity = log_.times_.capacity();
+  if (!resource.empty() || !log_.resources_.empty()) {
+    if (log_.resources_.size() < e) {
+      Materialise<int32_t>(&log_.resources_, e, capacity, -1);
+    }
+    log_.resources_.push_back(
+        resource.empty() ? -1 : log_.resource_names_.Intern(resource));
+  }
+  if (lifecycle != Lifecycle::kNone || !log_.lifecycles_.empty()) {
+    if (log_.lifecycles_.size() < e) {
+      Materialise(&log_.lifecycles_, e, capacity, Lifecycle::kNone);
+    }
+    log_.lifecycles_.push_back(lifecycle);
+  }
+  if (row != static_cast<int64_t>(e) || !log_.rows_.empty()) {
+    if (log_.rows_.size() < e) {
+      Materialise<int64_t>(&log_.rows_, e, capacity, 0);
+      std::iota(log_.rows_.begin(), log_.rows_.end(), int64_t{0});
+    }
+    log_.rows_.push_back(row);
+  }
 }
 
 void EventLogBuilder::SetAttribute(int column, std::string_view value) {
@@ -178,7 +276,8 @@ EventLog EventLogBuilder::Build() && {
   last_case_ = -1;
   const size_t n = log.times_.size();
   for (auto& a : log.attributes_) a.values.resize(n, -1);
-  const size_t num_cases = log.case_ids_.strings().size();
+  log.case_ids_.ShrinkToFit();
+  const size_t num_cases = static_cast<size_t>(log.case_ids_.size());
 
   // Counting sort by case (stable), then a stable sort of each case by
   // (time, row).
@@ -197,14 +296,18 @@ EventLog EventLogBuilder::Build() && {
       order[next[log.cases_[i]]++] = static_cast<uint32_t>(i);
     }
   }
+  // Grouped by now (or `order` says how): the per-event case is known
+  // from the offsets from here on.
+  std::vector<int32_t>().swap(log.cases_);
   const std::vector<int64_t>& times = log.times_;
-  const std::vector<int64_t>& rows = log.rows_;
+  const int64_t* rows = log.rows_.empty() ? nullptr : log.rows_.data();
   auto at = [&](int64_t pos) -> uint32_t {
     return order.empty() ? static_cast<uint32_t>(pos) : order[pos];
   };
+  // Without a row column an event's row is its input position.
   auto less = [&](uint32_t a, uint32_t b) {
     if (times[a] != times[b]) return times[a] < times[b];
-    return rows[a] < rows[b];
+    return rows != nullptr ? rows[a] < rows[b] : a < b;
   };
   for (size_t c = 0; c < num_cases; ++c) {
     bool sorted = true;
@@ -220,14 +323,34 @@ EventLog EventLogBuilder::Build() && {
                      less);
   }
   if (!order.empty()) {
-    Permute(&log.cases_, order);
+    // One column at a time, each copied at its exact size; the row column
+    // becomes explicit when the input had none (an event's row is its
+    // input position: where `order` takes it from).
     Permute(&log.activities_, order);
     Permute(&log.times_, order);
     Permute(&log.resources_, order);
     Permute(&log.lifecycles_, order);
-    Permute(&log.rows_, order);
+    if (log.rows_.empty()) {
+      log.rows_.assign(order.begin(), order.end());
+    } else {
+      Permute(&log.rows_, order);
+    }
     for (auto& a : log.attributes_) Permute(&a.values, order);
   }
+  std::vector<uint32_t>().swap(order);
+  // Explicit rows that ended up 0, 1, 2 ... say nothing the default does
+  // not.
+  bool identity = true;
+  for (size_t e = 0; e < log.rows_.size() && identity; ++e) {
+    identity = log.rows_[e] == static_cast<int64_t>(e);
+  }
+  if (identity) std::vector<int64_t>().swap(log.rows_);
+  Trim(&log.activities_);
+  Trim(&log.times_);
+  Trim(&log.resources_);
+  Trim(&log.lifecycles_);
+  Trim(&log.rows_);
+  for (auto& a : log.attributes_) Trim(&a.values);
   log.case_offsets_ = std::move(offsets);
   return log;
 }
@@ -235,6 +358,21 @@ EventLog EventLogBuilder::Build() && {
 // ---------------------------------------------------------------------------
 // EventLog
 // ---------------------------------------------------------------------------
+
+int32_t EventLog::case_of(int64_t e) const {
+  // The last case beginning at or before e; empty cases before it share
+  // its offset and are skipped by upper_bound.
+  auto it = std::upper_bound(case_offsets_.begin(), case_offsets_.end(), e);
+  return static_cast<int32_t>(it - case_offsets_.begin()) - 1;
+}
+
+std::vector<int32_t> EventLog::CaseIndexPerEvent() const {
+  std::vector<int32_t> out(static_cast<size_t>(num_events()));
+  for (int32_t c = 0; c < num_cases(); ++c) {
+    std::fill(out.begin() + case_begin(c), out.begin() + case_end(c), c);
+  }
+  return out;
+}
 
 int EventLog::FindAttribute(std::string_view name) const {
   for (size_t i = 0; i < attributes_.size(); ++i) {
@@ -247,6 +385,7 @@ EventLog EventLog::FromHistory(const std::vector<HistoryRow>& rows,
                                HistoryActivity activity,
                                bool include_internal) {
   EventLogBuilder b;
+  b.Reserve(static_cast<int64_t>(rows.size()));
   for (size_t i = 0; i < rows.size(); ++i) {
     const HistoryRow& r = rows[i];
     if (r.internal && !include_internal) continue;
@@ -299,6 +438,7 @@ StatusOr<EventLog> EventLog::FromColumns(const EventColumns& columns) {
                   "too many events (expected fewer than 2^32)");
   }
   EventLogBuilder b;
+  b.Reserve(static_cast<int64_t>(n));
   std::vector<int> attr(columns.attribute_names.size());
   for (size_t i = 0; i < attr.size(); ++i) {
     attr[i] = b.AddAttribute(columns.attribute_names[i]);
@@ -344,12 +484,18 @@ EventColumns EventLog::ToColumns() const {
   out.resources.reserve(n);
   out.lifecycles.reserve(n);
   out.timestamps = times_;
-  out.rows = rows_;
+  out.rows.reserve(n);
+  for (int32_t c = 0; c < num_cases(); ++c) {
+    for (int64_t e = case_begin(c); e < case_end(c); ++e) {
+      out.case_ids.emplace_back(case_id(c));
+    }
+  }
+  // Every column is filled, the optional ones with their defaults.
   for (int64_t e = 0; e < n; ++e) {
-    out.case_ids.push_back(case_id(cases_[e]));
     out.activities.push_back(activity_name(activities_[e]));
-    out.resources.emplace_back(resource_name(resources_[e]));
-    out.lifecycles.emplace_back(LifecycleName(lifecycles_[e]));
+    out.resources.emplace_back(resource_name(resource(e)));
+    out.lifecycles.emplace_back(LifecycleName(lifecycle(e)));
+    out.rows.push_back(row(e));
   }
   for (int i = 0; i < num_attributes(); ++i) {
     out.attribute_names.push_back(attributes_[i].name);
@@ -358,7 +504,8 @@ EventColumns EventLog::ToColumns() const {
     for (int64_t e = 0; e < n; ++e) values.emplace_back(attribute(i, e));
     out.attribute_values.push_back(std::move(values));
   }
-  out.cases = case_ids_.strings();
+  out.cases.reserve(num_cases());
+  for (int32_t c = 0; c < num_cases(); ++c) out.cases.emplace_back(case_id(c));
   return out;
 }
 
@@ -573,21 +720,23 @@ std::string EventLogToCsv(const EventLog& log, char delimiter) {
     AppendField(&out, log.attribute_name(i), delimiter);
   }
   out.push_back('\n');
-  for (int64_t e = 0; e < log.num_events(); ++e) {
-    AppendField(&out, log.case_id(log.case_of(e)), delimiter);
-    out.push_back(delimiter);
-    AppendField(&out, log.activity_name(log.activity(e)), delimiter);
-    out.push_back(delimiter);
-    out.append(log.time(e).ToIso());
-    out.push_back(delimiter);
-    AppendField(&out, log.resource_name(log.resource(e)), delimiter);
-    out.push_back(delimiter);
-    out.append(LifecycleName(log.lifecycle(e)));
-    for (int i = 0; i < log.num_attributes(); ++i) {
+  for (int32_t c = 0; c < log.num_cases(); ++c) {
+    for (int64_t e = log.case_begin(c); e < log.case_end(c); ++e) {
+      AppendField(&out, log.case_id(c), delimiter);
       out.push_back(delimiter);
-      AppendField(&out, log.attribute(i, e), delimiter);
+      AppendField(&out, log.activity_name(log.activity(e)), delimiter);
+      out.push_back(delimiter);
+      out.append(log.time(e).ToIso());
+      out.push_back(delimiter);
+      AppendField(&out, log.resource_name(log.resource(e)), delimiter);
+      out.push_back(delimiter);
+      out.append(LifecycleName(log.lifecycle(e)));
+      for (int i = 0; i < log.num_attributes(); ++i) {
+        out.push_back(delimiter);
+        AppendField(&out, log.attribute(i, e), delimiter);
+      }
+      out.push_back('\n');
     }
-    out.push_back('\n');
   }
   return out;
 }

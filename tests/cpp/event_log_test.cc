@@ -460,5 +460,214 @@ TEST(LifecycleTest, Parse) {
   EXPECT_EQ(ParseLifecycle("suspend"), Lifecycle::kOther);
 }
 
+// --- Memory layout: optional columns, exact sizes, cases from offsets ------
+
+TEST(EventLogColumnsStored, NoResourceLifecycleOrRowColumnWhenAllDefault) {
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "A,Open,2026-01-01T00:00:00Z\n"
+      "A,Close,2026-01-01T01:00:00Z\n"
+      "B,Open,2026-01-01T00:30:00Z\n";
+  auto loaded = ReadCsvEventLogFromString("plain.csv", csv, {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_events(), 3);
+  EXPECT_TRUE(log.resource_column().empty());
+  EXPECT_TRUE(log.lifecycle_column().empty());
+  // Grouped and time-sorted input with rows 0, 1, 2: nothing to store.
+  EXPECT_TRUE(log.row_column().empty());
+  for (int64_t e = 0; e < 3; ++e) {
+    EXPECT_EQ(log.resource(e), -1);
+    EXPECT_EQ(log.resource_name(log.resource(e)), "");
+    EXPECT_EQ(log.lifecycle(e), Lifecycle::kNone);
+    EXPECT_EQ(log.row(e), e);
+  }
+  EXPECT_EQ(log.resources().size(), 0);
+  EXPECT_TRUE(HandOvers(log).empty());
+  // Exports still carry one value per event.
+  EventColumns out = log.ToColumns();
+  EXPECT_EQ(out.resources, (std::vector<std::string>{"", "", ""}));
+  EXPECT_EQ(out.lifecycles, (std::vector<std::string>{"", "", ""}));
+  EXPECT_EQ(out.rows, (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(EventLogToCsv(log),
+            "case_id,activity,timestamp,resource,lifecycle\n"
+            "A,Open,2026-01-01T00:00:00.000000Z,,\n"
+            "A,Close,2026-01-01T01:00:00.000000Z,,\n"
+            "B,Open,2026-01-01T00:30:00.000000Z,,\n");
+}
+
+TEST(EventLogColumnsStored, FirstResourceOnFifthEventFillsTheEarlierOnes) {
+  EventLogBuilder b;
+  int32_t c = b.AddCase("SR-9");
+  const char* names[] = {"e0", "e1", "e2", "e3", "e4", "e5"};
+  for (int i = 0; i < 6; ++i) {
+    b.AddEvent(c, names[i], Timestamp{1000 * i}, i == 4 ? "eve" : "",
+               i == 2 ? Lifecycle::kStart : Lifecycle::kNone, i);
+  }
+  EventLog log = std::move(b).Build();
+  ASSERT_EQ(log.num_events(), 6);
+  ASSERT_EQ(log.resource_column().size(), 6u);
+  ASSERT_EQ(log.resources().size(), 1);
+  const int32_t eve = log.resources().Find("eve");
+  EXPECT_EQ(eve, 0);
+  EXPECT_EQ(log.resource_column(),
+            (std::vector<int32_t>{-1, -1, -1, -1, eve, -1}));
+  for (int64_t e = 0; e < 6; ++e) {
+    EXPECT_EQ(log.resource(e), e == 4 ? eve : -1) << "event " << e;
+  }
+  EXPECT_EQ(log.resource_name(log.resource(4)), "eve");
+  ASSERT_EQ(log.lifecycle_column().size(), 6u);
+  EXPECT_EQ(log.lifecycle(1), Lifecycle::kNone);
+  EXPECT_EQ(log.lifecycle(2), Lifecycle::kStart);
+  EXPECT_EQ(log.lifecycle(3), Lifecycle::kNone);
+  EXPECT_TRUE(log.row_column().empty());
+  EXPECT_EQ(log.ToColumns().resources,
+            (std::vector<std::string>{"", "", "", "", "eve", ""}));
+}
+
+TEST(EventLogColumnsStored, RowsOfReorderedInputAreTheInputRows) {
+  // Data records 0..4; case B comes first (first appearance), each case is
+  // sorted by time.  Worked out by hand:
+  //   B: b1 (record 2, 09:30), b2 (record 0, 10:00)
+  //   A: a1 (record 1, 09:00), a2 (record 4, 09:10), a3 (record 3, 09:15)
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "B,b2,2026-01-01T10:00:00Z\n"
+      "A,a1,2026-01-01T09:00:00Z\n"
+      "B,b1,2026-01-01T09:30:00Z\n"
+      "A,a3,2026-01-01T09:15:00Z\n"
+      "A,a2,2026-01-01T09:10:00Z\n";
+  auto loaded = ReadCsvEventLogFromString("mixed.csv", csv, {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_events(), 5);
+  const std::vector<std::string> want_activity = {"b1", "b2", "a1", "a2",
+                                                  "a3"};
+  const std::vector<int64_t> want_row = {2, 0, 1, 4, 3};
+  ASSERT_EQ(log.row_column().size(), 5u);
+  for (int64_t e = 0; e < 5; ++e) {
+    EXPECT_EQ(log.activity_name(log.activity(e)), want_activity[e]);
+    EXPECT_EQ(log.row(e), want_row[e]) << "event " << e;
+  }
+  EXPECT_EQ(log.ToColumns().rows, want_row);
+
+  // Grouped input whose only disorder is inside a case: the same.
+  EventLogBuilder b;
+  int32_t c = b.AddCase("C");
+  b.AddEvent(c, "late", Timestamp{20}, "", Lifecycle::kNone, 0);
+  b.AddEvent(c, "early", Timestamp{10}, "", Lifecycle::kNone, 1);
+  EventLog sorted = std::move(b).Build();
+  EXPECT_EQ(sorted.row_column(), (std::vector<int64_t>{1, 0}));
+
+  // Explicit rows that come out as 0, 1 after sorting are not stored.
+  EventLogBuilder d;
+  c = d.AddCase("D");
+  d.AddEvent(c, "second", Timestamp{20}, "", Lifecycle::kNone, 1);
+  d.AddEvent(c, "first", Timestamp{10}, "", Lifecycle::kNone, 0);
+  EventLog identity = std::move(d).Build();
+  EXPECT_TRUE(identity.row_column().empty());
+  EXPECT_EQ(identity.row(0), 0);
+  EXPECT_EQ(identity.row(1), 1);
+  EXPECT_EQ(identity.activity_name(identity.activity(0)), "first");
+
+  // Rows with a gap (a skipped record) are stored as given.
+  EventLogBuilder g;
+  c = g.AddCase("G");
+  g.AddEvent(c, "x", Timestamp{10}, "", Lifecycle::kNone, 0);
+  g.AddEvent(c, "y", Timestamp{20}, "", Lifecycle::kNone, 2);
+  EventLog gap = std::move(g).Build();
+  EXPECT_EQ(gap.row_column(), (std::vector<int64_t>{0, 2}));
+}
+
+TEST(EventLogColumnsStored, CaseOfEveryEventFromTheOffsets) {
+  // Sizes 0..3 from a fixed pseudo-random sequence, cases with no events
+  // included (first, last and in runs).  The expected case of each event
+  // is counted here from the sizes, not read from the log.
+  EventLogBuilder b;
+  std::vector<int32_t> want;
+  std::vector<int64_t> sizes;
+  uint32_t x = 12345;
+  const int kCases = 500;
+  for (int i = 0; i < kCases; ++i) {
+    x = x * 1103515245u + 12345u;
+    int64_t size = (i == 0 || i == kCases - 1) ? 0 : (x >> 16) % 4;
+    sizes.push_back(size);
+    int32_t c = b.AddCase("K" + std::to_string(i));
+    for (int64_t k = 0; k < size; ++k) {
+      b.AddEvent(c, "act", Timestamp{k}, "", Lifecycle::kNone,
+                 static_cast<int64_t>(want.size()));
+      want.push_back(i);
+    }
+  }
+  EventLog log = std::move(b).Build();
+  ASSERT_EQ(log.num_cases(), kCases);
+  ASSERT_EQ(log.num_events(), static_cast<int64_t>(want.size()));
+  for (int32_t c = 0; c < kCases; ++c) {
+    EXPECT_EQ(log.case_size(c), sizes[c]) << "case " << c;
+  }
+  for (int64_t e = 0; e < log.num_events(); ++e) {
+    const int32_t c = log.case_of(e);
+    ASSERT_EQ(c, want[e]) << "event " << e;
+    EXPECT_LE(log.case_begin(c), e);
+    EXPECT_LT(e, log.case_end(c));
+  }
+  EXPECT_EQ(log.CaseIndexPerEvent(), want);
+  EXPECT_TRUE(log.row_column().empty());
+}
+
+TEST(EventLogColumnsStored, CasesWithoutEvents) {
+  EventLogBuilder b;
+  b.AddCase("none-1");
+  int32_t a = b.AddCase("A");
+  b.AddCase("none-2");
+  b.AddCase("none-3");
+  int32_t z = b.AddCase("Z");
+  b.AddCase("none-4");
+  b.AddEvent(z, "z1", Timestamp{1}, "", Lifecycle::kNone, 0);
+  b.AddEvent(a, "a1", Timestamp{2}, "", Lifecycle::kNone, 1);
+  b.AddEvent(a, "a2", Timestamp{3}, "", Lifecycle::kNone, 2);
+  EventLog log = std::move(b).Build();
+  ASSERT_EQ(log.num_cases(), 6);
+  EXPECT_EQ(log.case_offsets(), (std::vector<int64_t>{0, 0, 2, 2, 2, 3, 3}));
+  EXPECT_EQ(log.case_of(0), a);
+  EXPECT_EQ(log.case_of(1), a);
+  EXPECT_EQ(log.case_of(2), z);
+  // Input order was z1, a1, a2: log positions 0, 1, 2 hold rows 1, 2, 0.
+  EXPECT_EQ(log.row_column(), (std::vector<int64_t>{1, 2, 0}));
+  EventColumns out = log.ToColumns();
+  EXPECT_EQ(out.cases, (std::vector<std::string>{"none-1", "A", "none-2",
+                                                 "none-3", "Z", "none-4"}));
+  EXPECT_EQ(out.case_ids, (std::vector<std::string>{"A", "A", "Z"}));
+  EXPECT_EQ(EventLogToCsv(log),
+            "case_id,activity,timestamp,resource,lifecycle\n"
+            "A,a1,1970-01-01T00:00:00.000002Z,,\n"
+            "A,a2,1970-01-01T00:00:00.000003Z,,\n"
+            "Z,z1,1970-01-01T00:00:00.000001Z,,\n");
+
+  // Only empty cases: no events at all.
+  EventLogBuilder e;
+  e.AddCase("lonely");
+  EventLog empty = std::move(e).Build();
+  EXPECT_EQ(empty.num_cases(), 1);
+  EXPECT_EQ(empty.num_events(), 0);
+  EXPECT_EQ(empty.case_size(0), 0);
+  EXPECT_TRUE(empty.CaseIndexPerEvent().empty());
+  EXPECT_EQ(EventLogToCsv(empty),
+            "case_id,activity,timestamp,resource,lifecycle\n");
+}
+
+TEST(EventLogColumnsStored, ColumnsKeepNoGrowthSlack) {
+  // 3002 events read one by one: the columns grew by doubling while
+  // reading, the built log holds exactly one entry per event.
+  EventLog log = LoadC04(true);
+  ASSERT_EQ(log.num_events(), 3002);
+  EXPECT_EQ(log.activity_column().capacity(), 3002u);
+  EXPECT_EQ(log.time_column().capacity(), 3002u);
+  EXPECT_EQ(log.row_column().capacity(), 3002u);  // SR-X was reordered
+  EXPECT_TRUE(log.resource_column().empty());
+  EXPECT_EQ(log.resource_column().capacity(), 0u);
+  EXPECT_EQ(log.lifecycle_column().capacity(), 0u);
+}
+
 }  // namespace
 }  // namespace crmflow

@@ -1,14 +1,21 @@
 // event_log.h: a columnar, immutable event log for process mining.
 //
 // An EventLog holds the events of many cases (orders, tickets, service
-// requests) in contiguous column vectors, one entry per event: the case
-// index, the activity id, the timestamp (UTC microseconds), the resource id
-// (or none), the lifecycle transition (none / start / complete / other), the
-// original row number, and any number of optional text attribute columns.
-// Activities, resources and attribute values are interned: each distinct
-// string is stored once and events refer to it by a small integer id, so
-// memory grows with the number of events kept, not with the size of the
-// input text.
+// requests) in contiguous column vectors, one entry per event: the activity
+// id, the timestamp (UTC microseconds), the resource id (or none), the
+// lifecycle transition (none / start / complete / other), the original row
+// number, and any number of optional text attribute columns.  The case of
+// an event is not stored per event: cases are contiguous, so one offset per
+// case says where each begins.  Activities, resources and attribute values
+// are interned: each distinct string is stored once and events refer to it
+// by a small integer id, so memory grows with the number of events kept,
+// not with the size of the input text.
+//
+// Memory holds only what the log has: the resource, lifecycle and row
+// columns stay empty while every event has the default (no resource, no
+// lifecycle, row == position), and columns are sized exactly, without
+// growth slack.  A log of activity and time only takes 12 bytes per event,
+// plus an offset and the interned id per case.
 //
 // Cases keep their string ids in order of first appearance and may have
 // zero events (the empty traces of an XES file).  The events of a case are
@@ -95,6 +102,35 @@ class StringPool {
   std::vector<int32_t> table_;    // open addressing: ids, -1 = free
 };
 
+// A set of distinct strings with dense ids 0, 1, 2 ... in order of first
+// insertion, like StringPool, but stored back to back in one character
+// buffer with one end offset per string: about 8 bytes per string plus its
+// text and the hash table, where a std::string per entry costs 32 bytes
+// before any text (more once the text outgrows the short-string buffer).
+// For the many short ids of a log's cases.  Lookups by string_view do not
+// allocate; Get() views the buffer, valid until the next Intern.
+class CompactStringPool {
+ public:
+  // Returns the id of `s`, inserting it when new.
+  int32_t Intern(std::string_view s);
+  // Returns the id of `s`, or -1 when absent.
+  int32_t Find(std::string_view s) const;
+  // Returns the string with id `id`.  Requires 0 <= id < size().
+  std::string_view Get(int32_t id) const {
+    const uint64_t begin = id == 0 ? 0 : ends_[id - 1];
+    return std::string_view(chars_.data() + begin, ends_[id] - begin);
+  }
+  int32_t size() const { return static_cast<int32_t>(ends_.size()); }
+  // Releases the growth slack of the buffers (after the last Intern).
+  void ShrinkToFit();
+
+ private:
+  void Grow();
+  std::vector<char> chars_;     // all strings, back to back
+  std::vector<uint64_t> ends_;  // per id: end of its text in chars_
+  std::vector<int32_t> table_;  // open addressing: ids, -1 = free
+};
+
 // The events of a log as plain parallel columns, one entry per event (the
 // input of EventLog::FromColumns and the output of EventLog::ToColumns).
 struct EventColumns {
@@ -156,7 +192,8 @@ class EventLog {
     return static_cast<int32_t>(case_ids_.size());
   }
   // Returns the string id of case `c`.  Requires 0 <= c < num_cases().
-  const std::string& case_id(int32_t c) const { return case_ids_.Get(c); }
+  // A view into the log, valid while the log lives.
+  std::string_view case_id(int32_t c) const { return case_ids_.Get(c); }
   // Returns the index of the case with id `id`, or -1.
   int32_t FindCase(std::string_view id) const { return case_ids_.Find(id); }
   // Events of case c are [case_begin(c), case_end(c)).
@@ -167,15 +204,30 @@ class EventLog {
   // --- Events --------------------------------------------------------------
   int64_t num_events() const { return static_cast<int64_t>(times_.size()); }
   // Per-event accessors.  Require 0 <= e < num_events().
-  int32_t case_of(int64_t e) const { return cases_[e]; }
+  //
+  // The case whose [case_begin, case_end) holds e: a binary search over
+  // the case offsets, O(log num_cases()).  Scans over all events should
+  // loop over cases and their ranges instead.
+  int32_t case_of(int64_t e) const;
   int32_t activity(int64_t e) const { return activities_[e]; }
   Timestamp time(int64_t e) const { return Timestamp{times_[e]}; }
-  int32_t resource(int64_t e) const { return resources_[e]; }  // -1: none
-  Lifecycle lifecycle(int64_t e) const { return lifecycles_[e]; }
-  int64_t row(int64_t e) const { return rows_[e]; }
+  // The resource id, -1 when the event has none.
+  int32_t resource(int64_t e) const {
+    return resources_.empty() ? -1 : resources_[e];
+  }
+  Lifecycle lifecycle(int64_t e) const {
+    return lifecycles_.empty() ? Lifecycle::kNone : lifecycles_[e];
+  }
+  // The original row number (the input position when the source gave
+  // none).
+  int64_t row(int64_t e) const { return rows_.empty() ? e : rows_[e]; }
 
-  // Whole columns, indexed by event (for fast scans).
-  const std::vector<int32_t>& case_column() const { return cases_; }
+  // Whole columns, indexed by event (for fast scans).  The activity and
+  // time columns always hold num_events() entries.  The resource,
+  // lifecycle and row columns are empty when every event has the default
+  // (resource -1, Lifecycle::kNone, row(e) == e), and hold num_events()
+  // entries otherwise: test empty() before indexing them, or use the
+  // per-event accessors, which apply the defaults.
   const std::vector<int32_t>& activity_column() const { return activities_; }
   const std::vector<int64_t>& time_column() const { return times_; }
   const std::vector<int32_t>& resource_column() const { return resources_; }
@@ -183,8 +235,12 @@ class EventLog {
     return lifecycles_;
   }
   const std::vector<int64_t>& row_column() const { return rows_; }
-  // num_cases() + 1 offsets into the event columns.
+  // num_cases() + 1 offsets into the event columns: case c holds events
+  // [case_offsets()[c], case_offsets()[c + 1]).
   const std::vector<int64_t>& case_offsets() const { return case_offsets_; }
+  // Returns the case index of every event (what case_of gives), built
+  // from the offsets; num_events() entries.
+  std::vector<int32_t> CaseIndexPerEvent() const;
 
   // --- Interned names ------------------------------------------------------
   const StringPool& activities() const { return activity_names_; }
@@ -227,11 +283,15 @@ class EventLog {
     std::vector<int32_t> values;  // per event; -1 = absent
   };
 
-  StringPool case_ids_;
+  CompactStringPool case_ids_;
   std::vector<int64_t> case_offsets_;
+  // The case of each event, in input order: used by EventLogBuilder to
+  // group events, always empty in a built log (case_offsets_ says it).
   std::vector<int32_t> cases_;
   std::vector<int32_t> activities_;
   std::vector<int64_t> times_;
+  // Optional columns: empty = every event has the default (see
+  // resource_column()).
   std::vector<int32_t> resources_;
   std::vector<Lifecycle> lifecycles_;
   std::vector<int64_t> rows_;
@@ -253,6 +313,10 @@ class EventLog {
 class EventLogBuilder {
  public:
   EventLogBuilder();
+  // Reserves room for `events` events (a hint: more may be added).  Readers
+  // that know the count call it so that the columns are allocated once, at
+  // their final size.
+  void Reserve(int64_t events);
   // Declares an attribute column (or returns the index of an existing one
   // with this name).
   int AddAttribute(std::string_view name);
@@ -269,7 +333,9 @@ class EventLogBuilder {
   void SetAttribute(int column, std::string_view value);
   // Number of events added so far.
   int64_t num_events() const { return log_.num_events(); }
-  // Returns the log; the builder is left empty.
+  // Returns the log; the builder is left empty.  The columns of the log
+  // are trimmed to their size (no growth slack), the optional columns
+  // that hold only defaults are dropped.
   EventLog Build() &&;
 
  private:
