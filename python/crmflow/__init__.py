@@ -18,8 +18,9 @@ Example::
         engine.fire("SR-1", "start")
         print(engine.report())
 
-Limitations: an engine is not thread-safe (use one per thread or
-process); ``Engine.fire`` runs Python callbacks with the GIL held.
+Submodules and their names are imported on first use, so ``import
+crmflow`` stays light (pandas too is imported only when a DataFrame is
+built).
 
 .. versionadded:: 0.1.0
 """
@@ -52,7 +53,6 @@ _pandas = _LazyModule("pandas")
 # The binding looks error classes up in _errors, so it is imported first.
 from crmflow import _errors  # noqa: F401,E402  (isort: skip)
 from crmflow import _core  # noqa: F401,E402  (isort: skip)
-from crmflow import customers, presets, quality, templates  # noqa: E402
 from crmflow._errors import (  # noqa: E402
     AlreadyExistsError,
     ConcurrentUpdateError,
@@ -65,52 +65,89 @@ from crmflow._errors import (  # noqa: E402
     StoreError,
     ValidationError,
 )
-from crmflow.engine import (  # noqa: E402
-    Engine,
-    Guard,
-    ImportSummary,
-    Reject,
-    Transaction,
-)
-from crmflow.customers import (  # noqa: E402
-    Customer360,
-    customer_360,
-    find_duplicates,
-)
-from crmflow.quality import QualityReport  # noqa: E402
 from crmflow.workflow import Problem, Workflow  # noqa: E402
 
 __version__ = "0.1.0"
 
+# The rest is imported on first use (PEP 562): a notebook that only reads
+# an event log does not pay for the engine, the service desk, customers or
+# SQLAlchemy (several MiB and a good part of ``import crmflow``'s time).
+# Public name -> the submodule that defines it.
+_LAZY_NAMES = {
+    "Engine": "engine",
+    "Guard": "engine",
+    "ImportSummary": "engine",
+    "Reject": "engine",
+    "Transaction": "engine",
+    "Customer360": "customers",
+    "customer_360": "customers",
+    "find_duplicates": "customers",
+    "QualityReport": "quality",
+    "ConformanceResult": "analytics",
+    "EventLog": "analytics",
+    "Scenario": "analytics",
+    "WhatIfResult": "analytics",
+    "WorkflowDiff": "analytics",
+    "what_if": "analytics",
+    "Member": "routing",
+    "Router": "routing",
+    "Team": "routing",
+    "Calendar": "service",
+    "Escalation": "service",
+    "Notify": "service",
+    "ServiceDesk": "service",
+    "SlaPolicy": "service",
+    "TickSummary": "service",
+    "ApprovalMatrix": "approvals",
+    "Approvals": "approvals",
+    "Band": "approvals",
+    "Step": "approvals",
+}
+
+# Submodules that are part of the public API, loaded on first use too.
+_LAZY_MODULES = (
+    "analytics",
+    "approvals",
+    "customers",
+    "diagrams",
+    "engine",
+    "orm",
+    "plots",
+    "presets",
+    "quality",
+    "routing",
+    "rules",
+    "service",
+    "templates",
+    "whatif",
+)
+
 
 def __getattr__(name: str) -> object:
     """
-    Imports :mod:`crmflow.orm` (and so SQLAlchemy) on first use only.
+    Imports the submodule behind a public name on first use.
     """
-    if name == "orm":
-        import importlib
+    import importlib
 
-        return importlib.import_module("crmflow.orm")
-    raise AttributeError(f"module 'crmflow' has no attribute {name!r}")
+    if name in _LAZY_NAMES:
+        value = getattr(
+            importlib.import_module("crmflow." + _LAZY_NAMES[name]), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module("crmflow." + name)
+    else:
+        raise AttributeError(f"module 'crmflow' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",
-    "Engine",
     "Workflow",
-    "Transaction",
-    "Guard",
     "Problem",
-    "ImportSummary",
-    "Reject",
-    "templates",
-    "presets",
-    "customers",
-    "quality",
-    "orm",
-    "Customer360",
-    "QualityReport",
-    "customer_360",
-    "find_duplicates",
     "Error",
     "InvalidArgumentError",
     "NotFoundError",
@@ -121,69 +158,6 @@ __all__ = [
     "ParseError",
     "ValidationError",
     "StoreError",
+    *_LAZY_NAMES,
+    *_LAZY_MODULES,
 ]
-
-# Analytics (issue: analytics for notebooks).
-from crmflow import analytics, diagrams, plots  # noqa: E402
-from crmflow.analytics import (  # noqa: E402
-    ConformanceResult,
-    EventLog,
-    Scenario,
-    WhatIfResult,
-    WorkflowDiff,
-    what_if,
-)
-
-__all__ += [
-    "analytics",
-    "diagrams",
-    "plots",
-    "EventLog",
-    "ConformanceResult",
-    "Scenario",
-    "WhatIfResult",
-    "WorkflowDiff",
-    "what_if",
-]
-
-# Routing and assignment (issue: routing and assignment).
-from crmflow import routing  # noqa: E402
-from crmflow.routing import Member, Router, Team  # noqa: E402
-
-__all__ += ["routing", "Member", "Router", "Team"]
-
-# Service desk: calendars, SLA policies, timers (issue: time a desk trusts).
-from crmflow import service  # noqa: E402
-from crmflow.service import (  # noqa: E402
-    Calendar,
-    Escalation,
-    Notify,
-    ServiceDesk,
-    SlaPolicy,
-    TickSummary,
-)
-
-__all__ += [
-    "Calendar",
-    "Escalation",
-    "Notify",
-    "ServiceDesk",
-    "SlaPolicy",
-    "TickSummary",
-    "service",
-]
-
-from crmflow import rules  # noqa: E402
-
-__all__ += ["rules"]
-
-# Approval matrices, decisions and delegation.
-from crmflow import approvals  # noqa: E402
-from crmflow.approvals import (  # noqa: E402
-    ApprovalMatrix,
-    Approvals,
-    Band,
-    Step,
-)
-
-__all__ += ["approvals", "ApprovalMatrix", "Approvals", "Band", "Step"]
