@@ -20,6 +20,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -77,7 +78,22 @@ using SharedLog = std::shared_ptr<EventLog>;
 class NoGil {
  public:
   NoGil() : state_(PyEval_SaveThread()) {}
-  ~NoGil() { PyEval_RestoreThread(state_); }
+  ~NoGil() {
+#if PY_VERSION_HEX < 0x030E0000
+    // Before Python 3.14, a daemon thread that asks for the GIL back while
+    // the interpreter finalizes is ended on the spot (pthread_exit), which
+    // a C++ destructor cannot survive: the process would abort at exit.
+    // Such a thread waits for the process to end instead, as 3.14 makes
+    // it do.
+#if PY_VERSION_HEX >= 0x030D0000
+    const bool finalizing = Py_IsFinalizing();
+#else
+    const bool finalizing = _Py_IsFinalizing();
+#endif
+    while (finalizing) std::this_thread::sleep_for(std::chrono::hours(1));
+#endif
+    PyEval_RestoreThread(state_);
+  }
   NoGil(const NoGil&) = delete;
   NoGil& operator=(const NoGil&) = delete;
 
@@ -732,6 +748,11 @@ py::dict VariantsToPython(const EventLog& log) {
             found.load(std::memory_order_acquire) == made) {
           break;
         }
+        // Nothing to make yet.  The GIL is kept: released and taken back
+        // this often, a daemon thread would almost surely be waiting for
+        // it when the interpreter finalizes, and be ended there (see
+        // NoGil).  The wait is short: the worker publishes every 2,048
+        // cases.
         std::this_thread::yield();
         continue;
       }

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <new>
 #include <system_error>
@@ -81,8 +82,10 @@ inline int PartsFor(int64_t work, int per_thread = 4,
 // The calling thread and up to WorkerCount() - 1 others take parts in
 // turn from a shared counter, so a thread the system leaves waiting
 // delays the end by one part at most: give a scan a few parts per thread.
-// `fn` must not throw.  When the system refuses a thread, the others take
-// its share.
+// When the system refuses a thread, the others take its share.  When
+// `fn` throws (std::bad_alloc from a part's buffers, on any thread), no
+// further part is started, every thread is joined, and the first
+// exception is rethrown here: escaping a thread would end the process.
 template <typename Fn>
 void RunParts(int parts, Fn&& fn) {
   const int helpers = std::min(parts, WorkerCount()) - 1;
@@ -91,9 +94,16 @@ void RunParts(int parts, Fn&& fn) {
     return;
   }
   std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr failure;  // written by the one thread that set failed
   auto work = [&] {
-    for (int p; (p = next.fetch_add(1, std::memory_order_relaxed)) < parts;) {
-      fn(p);
+    try {
+      for (int p; (p = next.fetch_add(1, std::memory_order_relaxed)) < parts;) {
+        fn(p);
+      }
+    } catch (...) {
+      next.store(parts, std::memory_order_relaxed);
+      if (!failed.exchange(true)) failure = std::current_exception();
     }
   };
   std::vector<std::thread> threads;
@@ -101,12 +111,13 @@ void RunParts(int parts, Fn&& fn) {
   for (int h = 0; h < helpers; ++h) {
     try {
       threads.emplace_back(work);
-    } catch (const std::system_error&) {
+    } catch (const std::exception&) {  // system_error, or bad_alloc
       break;
     }
   }
   work();
   for (std::thread& t : threads) t.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 // Splits [0, n) into `parts` ranges of about equal weight, where

@@ -143,9 +143,11 @@ VariantTable VariantIds(const EventLog& log);
 // 1 = the calling thread only); the results do not depend on the number.
 VariantTable GroupVariants(const EventLog& log);
 // The number of threads the scans of a large log use: the last
-// SetWorkerThreads, else the environment variable CRMFLOW_THREADS, else
-// the machine's cores, at most 8.  Logs under about 65k events are
-// scanned on the calling thread alone.
+// SetWorkerThreads, else the environment variable CRMFLOW_THREADS (a
+// whole number >= 1, capped at 64; other values are ignored), else the
+// machine's cores, at most 8.  A scan is split in parts of at least 65,536
+// events, so logs under 131,072 events are scanned on the calling thread
+// alone.
 int WorkerThreads();
 // Sets that number (1 to 64; 0 restores the default).  Results never
 // depend on it.  Takes effect for computations started afterwards.
