@@ -752,7 +752,7 @@ class EventLog:
             }
             for name, codes, names in cols["attributes"]:
                 frame[name] = _categorical(codes, names)
-            self._frame = pd.DataFrame(frame)
+            self._frame = pd.DataFrame(frame, copy=False)  # fresh arrays
         return self._frame.copy()
 
     def to_csv(self, path: Union[str, "os.PathLike[str]"], *,
@@ -824,7 +824,10 @@ class EventLog:
                 "share": share,
                 "example_case": pd.Series(d["example_case"], dtype=object,
                                           copy=False),
-            }
+            },
+            # Fresh arrays: copying them into consolidated blocks would
+            # touch the reference count of all 136k objects again.
+            copy=False,
         )
 
     def time_in_state(self) -> pd.DataFrame:
