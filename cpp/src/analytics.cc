@@ -561,29 +561,22 @@ Dfg DfgFromPairGaps(const EventLog& log, PairGaps& g) {
   });
   Dfg dfg;
   dfg.edges.resize(keys.size());
-  // The statistics cost about the number of gaps: split the edges into
-  // ranges of about equal gap counts, one per thread.
-  std::vector<int64_t> weight(keys.size() + 1, 0);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    weight[i + 1] = weight[i] + keys[i].count;
-  }
-  const int parts = internal::PartsFor(weight.back());
-  const std::vector<int64_t> bounds = internal::SplitByWeight(
-      static_cast<int64_t>(keys.size()), parts,
-      [&weight](int64_t i) { return weight[i]; });
-  internal::RunParts(parts, [&](int p) {
-    for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) {
-      DfgEdge& edge = dfg.edges[i];
-      const size_t k = static_cast<size_t>(keys[i].from) * n + keys[i].to;
-      edge.from = log.activity_name(keys[i].from);
-      edge.to = log.activity_name(keys[i].to);
-      edge.count = keys[i].count;
-      std::span<int64_t> gaps(g.gaps.get() + g.pos[k], keys[i].count);
-      edge.duration = g.summary.empty()
-                          ? ComputeDurationStats(gaps)
-                          : StatsWithSummary(gaps, g.summary[k]);
-    }
-  });
+  // The statistics cost about the number of gaps: the edges are spread
+  // over the threads by their gap counts.
+  internal::ForEachWeighted(
+      static_cast<int64_t>(keys.size()),
+      [&keys](int64_t i) { return keys[i].count; },
+      [&](int64_t i) {
+        DfgEdge& edge = dfg.edges[i];
+        const size_t k = static_cast<size_t>(keys[i].from) * n + keys[i].to;
+        edge.from = log.activity_name(keys[i].from);
+        edge.to = log.activity_name(keys[i].to);
+        edge.count = keys[i].count;
+        std::span<int64_t> gaps(g.gaps.get() + g.pos[k], keys[i].count);
+        edge.duration = g.summary.empty()
+                            ? ComputeDurationStats(gaps)
+                            : StatsWithSummary(gaps, g.summary[k]);
+      });
   dfg.start_activities = CountsToNames(log, g.starts);
   dfg.end_activities = CountsToNames(log, g.ends);
   return dfg;
@@ -613,29 +606,24 @@ std::vector<ActivityTime> TimesFromPairGaps(const EventLog& log,
         g.pos[static_cast<size_t>(a) * n],
         g.pos[static_cast<size_t>(a + 1) * n]);
   };
-  std::vector<int64_t> weight(present.size() + 1, 0);
-  for (size_t i = 0; i < present.size(); ++i) {
-    auto [b, e] = gap_range(present[i]);
-    weight[i + 1] = weight[i] + (e - b);
-  }
-  const int parts = internal::PartsFor(weight.back());
-  const std::vector<int64_t> bounds = internal::SplitByWeight(
-      static_cast<int64_t>(present.size()), parts,
-      [&weight](int64_t i) { return weight[i]; });
-  internal::RunParts(parts, [&](int p) {
-    for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) {
-      auto [b, e] = gap_range(present[i]);
-      std::span<int64_t> gaps(g.gaps.get() + b, e - b);
-      if (g.summary.empty()) {
-        out[i].duration = ComputeDurationStats(gaps);
-        continue;
-      }
-      DurationSummary summary;
-      const size_t row = static_cast<size_t>(present[i]) * n;
-      for (int32_t to = 0; to < n; ++to) summary.Merge(g.summary[row + to]);
-      out[i].duration = StatsWithSummary(gaps, summary);
-    }
-  });
+  internal::ForEachWeighted(
+      static_cast<int64_t>(present.size()),
+      [&](int64_t i) {
+        auto [b, e] = gap_range(present[i]);
+        return e - b;
+      },
+      [&](int64_t i) {
+        auto [b, e] = gap_range(present[i]);
+        std::span<int64_t> gaps(g.gaps.get() + b, e - b);
+        if (g.summary.empty()) {
+          out[i].duration = ComputeDurationStats(gaps);
+          return;
+        }
+        DurationSummary summary;
+        const size_t row = static_cast<size_t>(present[i]) * n;
+        for (int32_t to = 0; to < n; ++to) summary.Merge(g.summary[row + to]);
+        out[i].duration = StatsWithSummary(gaps, summary);
+      });
   std::sort(out.begin(), out.end(),
             [](const ActivityTime& a, const ActivityTime& b) {
               return a.activity < b.activity;

@@ -146,6 +146,20 @@ std::vector<int64_t> SplitByWeight(int64_t n, int parts, PrefixFn prefix) {
   return bounds;
 }
 
+// Calls fn(i) for every i in [0, n), in ranges of about equal total
+// weight(i) (a cost, >= 0) that RunParts spreads over the threads.
+template <typename WeightFn, typename Fn>
+void ForEachWeighted(int64_t n, WeightFn weight, Fn&& fn) {
+  std::vector<int64_t> prefix(static_cast<size_t>(n) + 1, 0);
+  for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + weight(i);
+  const int parts = PartsFor(prefix.back());
+  const std::vector<int64_t> bounds = SplitByWeight(
+      n, parts, [&prefix](int64_t i) { return prefix[i]; });
+  RunParts(parts, [&](int p) {
+    for (int64_t i = bounds[p]; i < bounds[p + 1]; ++i) fn(i);
+  });
+}
+
 // An uninitialised array of n trivially copyable T (see the file
 // comment).  Throws std::bad_alloc when memory is exhausted.
 template <typename T>
