@@ -1449,6 +1449,10 @@ PYBIND11_MODULE(_core, m) {
                              [](const PyEngine& e) { return e.zone().name(); })
       .def_property_readonly("path", &PyEngine::path)
       .def("close", &PyEngine::Close)
+      // What close() refuses, checked before Engine.close runs its close
+      // hooks: a close refused inside a callback must leave them in place.
+      .def("_check_closable",
+           [](const PyEngine&) { RefuseInsideCallback("close()"); })
       .def("now",
            [](PyEngine& e) {
              EngineLock lock(&e.mutex());

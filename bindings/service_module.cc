@@ -129,12 +129,49 @@ BusinessCalendar MakeCalendar(const std::string& zone, const py::dict& weekly,
 
 // --- Scheduler --------------------------------------------------------------
 
+// Converts an attribute value given to the desk (set_attributes, an
+// escalation's "set"): the types Engine.create and Engine.set_attributes
+// take, so that decimal, timestamp and duration attributes can be changed
+// through the desk too.  Naive datetimes are refused: the desk has no zone
+// of its own to read them in.
 Value ToValue(py::handle v, const std::string& what) {
   if (v.is_none()) return Value();
   if (py::isinstance<py::bool_>(v)) return Value::Bool(v.cast<bool>());
   if (py::isinstance<py::int_>(v)) return Value::Integer(v.cast<int64_t>());
   if (py::isinstance<py::str>(v)) return Value::Text(v.cast<std::string>());
-  RaiseInvalid(what + ": value must be str, int, bool or None");
+  if (py::isinstance<py::float_>(v)) {
+    RaiseInvalid(what + ": binary floats are refused (use decimal.Decimal "
+                 "for money or int)");
+  }
+  if (py::isinstance(v, py::module_::import("decimal").attr("Decimal"))) {
+    // format(d, "f") writes 1E+2 as 100, which the core's parser reads.
+    std::string text = py::str(
+        py::module_::import("builtins").attr("format")(v, "f"));
+    auto d = Decimal::Parse(text);
+    if (!d.ok()) {
+      RaiseInvalid(what + ": decimal " + text + " not representable "
+                   "(expected a finite value with at most 18 decimal "
+                   "places)");
+    }
+    return Value::Dec(d.value());
+  }
+  py::module_ dt = py::module_::import("datetime");
+  py::object micro = dt.attr("timedelta")(py::arg("microseconds") = 1);
+  if (py::isinstance(v, dt.attr("datetime"))) {
+    if (v.attr("utcoffset")().is_none()) {
+      RaiseInvalid(what + ": naive datetime (expected an aware one)");
+    }
+    py::object epoch = dt.attr("datetime")(
+        1970, 1, 1, py::arg("tzinfo") = dt.attr("timezone").attr("utc"));
+    py::object us = v.attr("__sub__")(epoch).attr("__floordiv__")(micro);
+    return Value::Time(Timestamp{us.cast<int64_t>()});
+  }
+  if (py::isinstance(v, dt.attr("timedelta"))) {
+    py::object us = v.attr("__floordiv__")(micro);
+    return Value::Span(Duration{us.cast<int64_t>()});
+  }
+  RaiseInvalid(what + ": value must be str, int, bool, Decimal, aware "
+               "datetime, timedelta or None");
 }
 
 EscalationAction ToAction(const py::dict& d, const std::string& what) {

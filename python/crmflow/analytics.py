@@ -471,7 +471,7 @@ class EventLog:
                 format or zone is unknown, or an option is malformed.
             ParseError: A bad row under ``on_error="raise"``.
         """
-        from crmflow.engine import _path_arg
+        from crmflow._args import _path_arg
 
         path = _path_arg(path)
         if on_error not in _ON_ERROR:
@@ -521,7 +521,7 @@ class EventLog:
             ParseError: Malformed XML or a missing required attribute
                 (``file:line:column: ...``).
         """
-        from crmflow.engine import _path_arg
+        from crmflow._args import _path_arg
 
         path = _path_arg(path)
         core = _with_progress(
@@ -929,7 +929,7 @@ class EventLog:
         """
         if isinstance(milestones, str):
             milestones = [milestones]
-        from crmflow.engine import _not_utf8
+        from crmflow._args import _not_utf8
 
         names = list(milestones) if hasattr(milestones, "__iter__") else None
         if names is None or not all(

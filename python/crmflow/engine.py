@@ -55,6 +55,7 @@ import numpy as np
 
 from crmflow import _pandas as pd  # pandas on first use
 from crmflow import _core
+from crmflow._args import _check_str, _not_utf8, _path_arg  # noqa: F401
 from crmflow._errors import InvalidArgumentError, NotFoundError
 from crmflow.workflow import Workflow
 
@@ -98,51 +99,12 @@ def _finite(value: Any) -> Optional[float]:
     return round(value, 6) if math.isfinite(value) else None
 
 
-def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
-    """
-    Returns ``value`` after checking it is a string (non-empty unless
-    ``empty``).
-
-    Raises:
-        InvalidArgumentError: The message names the argument.
-    """
-    if not isinstance(value, str):
-        message = f"{name} must be a string (got {type(value).__name__})"
-        raise InvalidArgumentError(message)
-    if not empty and not value:
-        raise InvalidArgumentError(f"{name} must not be empty")
-    if not value.isascii():
-        # Lone surrogates (undecodable bytes from the OS, "\ud800") have
-        # no UTF-8 form; the binding would refuse them with a TypeError.
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            message = f"{name}: text is not valid UTF-8"
-            raise InvalidArgumentError(message) from None
-    return value
-
-
 def _is_int64(value: Any) -> bool:
     """
     Returns True for an int (not a bool) that fits a signed 64-bit int.
     """
     return (isinstance(value, int) and not isinstance(value, bool)
             and -(2**63) <= value < 2**63)
-
-
-def _path_arg(value: Any, name: str = "path", *, empty: bool = False) -> str:
-    """
-    Returns a file-name argument (str or os.PathLike) as a str.
-
-    Raises:
-        InvalidArgumentError: Not a str or path, empty, or not UTF-8.
-    """
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if isinstance(value, bytes):
-        message = f"{name} must be a str or os.PathLike (got bytes)"
-        raise InvalidArgumentError(message)
-    return _check_str(value, name, empty=empty)
 
 
 def _opt_str(value: Optional[str], name: str) -> str:
@@ -529,6 +491,9 @@ class Engine(_core.Engine):
         """
         if getattr(self, "_closed", False):
             return
+        # Refused inside a callback before any hook runs: the engine stays
+        # open there, with its hooks (and what they would release) intact.
+        self._check_closable()
         hooks = getattr(self, "_close_hooks", [])
         self._close_hooks = []
         try:
@@ -2105,19 +2070,6 @@ def _missing(series: pd.Series) -> np.ndarray:
     Returns a bool array: None, NaN, NaT and pandas NA.
     """
     return series.isna().to_numpy()
-
-
-def _not_utf8(value: Any) -> bool:
-    """
-    Returns True for a str with lone surrogates (no UTF-8 form).
-    """
-    if not isinstance(value, str) or value.isascii():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _text_column(

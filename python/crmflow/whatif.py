@@ -413,7 +413,10 @@ def _convert(value: str, type_: str) -> Any:
                 return False
             raise ValueError(value)
         if type_ == "timestamp":
-            return _core.parse_timestamp(value, "", "UTC")
+            # An aware datetime, the type the engine takes for timestamp
+            # attributes (an int would be an integer).
+            return _EPOCH + datetime.timedelta(
+                microseconds=_core.parse_timestamp(value, "", "UTC"))
     except (ArithmeticError, ValueError, Error):
         raise ValueError(value) from None
     return value
