@@ -210,6 +210,21 @@ Status CheckName(std::string_view where, std::string_view what,
   return Status::Ok();
 }
 
+// An actor or team id: a name (above) without spaces around it, since
+// actors are matched exactly and " mia" is nobody who can decide.
+Status CheckId(std::string_view where, std::string_view what,
+               std::string_view id) {
+  CRMFLOW_RETURN_IF_ERROR(CheckName(where, what, id));
+  const std::string_view space = " \t\r\f\v";
+  if (space.find(id.front()) != std::string_view::npos ||
+      space.find(id.back()) != std::string_view::npos) {
+    return Status(Code::kInvalidArgument,
+                  std::string(where) + ": bad " + std::string(what) + " " +
+                      Quote(id) + " (expected an id without spaces around it)");
+  }
+  return Status::Ok();
+}
+
 // The rule that fires the approve event when the chain is empty: true
 // when the first matching band is one without steps.  coalesce(.., false)
 // keeps a null condition false, exactly as CompiledMatrix::Chain reads it.
@@ -324,11 +339,11 @@ StatusOr<CompiledMatrix> CompiledMatrix::Compile(ApprovalMatrix matrix,
                           (st.team.empty() ? "neither" : "both") + ")");
       }
       if (!st.team.empty()) {
-        CRMFLOW_RETURN_IF_ERROR(CheckName(at, "team", st.team));
+        CRMFLOW_RETURN_IF_ERROR(CheckId(at, "team", st.team));
       }
       std::set<std::string> seen;
       for (const std::string& a : st.approvers) {
-        CRMFLOW_RETURN_IF_ERROR(CheckName(at, "approver", a));
+        CRMFLOW_RETURN_IF_ERROR(CheckId(at, "approver", a));
         if (!seen.insert(a).second) {
           return Status(Code::kInvalidArgument,
                         at + ": approver " + Quote(a) + " given twice");
@@ -1557,8 +1572,8 @@ StatusOr<int64_t> Approvals::Delegate(std::string_view actor,
                                       std::string_view substitute,
                                       Timestamp start, Timestamp end) {
   Impl& im = *impl_;
-  CRMFLOW_RETURN_IF_ERROR(CheckName("delegation", "actor", actor));
-  CRMFLOW_RETURN_IF_ERROR(CheckName("delegation", "substitute", substitute));
+  CRMFLOW_RETURN_IF_ERROR(CheckId("delegation", "actor", actor));
+  CRMFLOW_RETURN_IF_ERROR(CheckId("delegation", "substitute", substitute));
   std::string where = "delegation of " + Quote(actor) + " to " +
                       Quote(substitute);
   if (actor == substitute) {

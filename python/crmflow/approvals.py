@@ -129,6 +129,13 @@ class Step:
                     "(expected an actor id)"
                 )
                 raise InvalidArgumentError(message)
+            if a != a.strip():
+                # Actors are matched exactly: " mia" could never decide.
+                message = (
+                    f"step {self.name!r}: approver {i} {a!r} has spaces "
+                    "around it (expected an actor id)"
+                )
+                raise InvalidArgumentError(message)
 
     def _to_dict(self) -> Dict[str, Any]:
         return {

@@ -63,7 +63,8 @@ chosen by ``what_if(..., attributes=...)``:
   one that starts to hold evaluates its clock over the whole history (it
   does not restart), and a step already due fires at that instant's
   tick.  Rows the replay skips change values too, at their own time.  An
-  empty or missing value means unchanged, never cleared.  The log's
+  empty, blank (spaces only) or missing value means unchanged, never
+  cleared.  The log's
   value is compared with the log's previous one, not with the
   transaction's, so a value a rule, escalation or routing wrote stays
   until the log itself changes that attribute.  A value equal to the last
@@ -465,8 +466,10 @@ def attribute_plan(inp: _Input, workflow: Any,
     end = {c: int(inp.position[r]) for c, r in inp.last.items()}
     for attr, type_, col, values in cols:
         v = values[seq]
+        # Empty and blank cells are missing values (exports pad them).
         present = np.flatnonzero(np.asarray(
-            [isinstance(x, str) and x != "" for x in v], dtype=bool))
+            [isinstance(x, str) and x.strip() != "" for x in v],
+            dtype=bool))
         # Logs repeat a case's values on every row: convert each text once.
         typed: Dict[str, Any] = {}
         last: Dict[int, Any] = {}  # case -> the value the log gave last

@@ -1059,6 +1059,28 @@ class TestRefusedMatrices:
             == engine.approvals.matrix("sales_order").to_dict()
         )
 
+    @pytest.mark.parametrize("padded", [" mia", "mia ", "\tmia"])
+    def test_approver_with_spaces_around_is_refused(self, padded):
+        """
+        Actors are matched exactly, so " mia" could never decide: refused
+        by the step, by the core, and as a delegate.
+        """
+        engine = _engine()
+        raw = MATRIX.to_dict()
+        raw["bands"][1]["steps"][0]["approvers"] = [padded]
+
+        with pytest.raises(crmflow.InvalidArgumentError) as step:
+            ap.Step("manager", [padded])
+        with pytest.raises(crmflow.InvalidArgumentError) as core:
+            engine.approvals._core.set_matrix(raw)
+
+        assert "has spaces around it" in str(step.value)
+        assert "expected an id without spaces around it" in str(core.value)
+        assert (
+            MATRIX.to_dict()
+            == engine.approvals.matrix("sales_order").to_dict()
+        )
+
     @pytest.mark.parametrize("condition", [None, "missing", "", "   "])
     def test_band_without_condition_is_refused(self, condition):
         """

@@ -709,6 +709,25 @@ class TestBadAttributeValue:
                       "'urgent' is not a valid integer"):
             assert words in message
 
+    def test_blank_value_is_missing_not_an_error(self):
+        """
+        B's "urgent" replaced by spaces, as exports pad empty cells: no
+        error, and B changes once (3 -> 1 at its last row), A never.
+        """
+        log, plain, wf, sla = self._log_and_workflow()
+        df = log.to_dataframe()
+        df["priority"] = df["priority"].astype(object).where(
+            df["priority"] != "urgent", "   ")
+        log = EventLog.from_dataframe(
+            df.rename(columns={"time": "timestamp"}),
+            attributes=["priority"])
+
+        r = analytics.what_if(log, plain, Scenario(wf, name="new", sla=sla),
+                              attribute_map={"priority": "level"})
+
+        c = r.cases.set_index("case_id")
+        assert [0, 1] == c.loc[["A", "B"], "attribute_changes_after"].tolist()
+
     def test_first_values_convert_only_what_they_use(self):
         """
         With the first values only B's "3" is read, so the same log
