@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <new>
 #include <numeric>
@@ -48,14 +49,28 @@ TEST_P(ParallelTest, AnExceptionOnAnyThreadReachesTheCaller) {
                std::bad_alloc);
   EXPECT_GE(started.load(), 6);
   EXPECT_LE(started.load(), 40);
-  // A failure on the caller's own first part as well.
-  EXPECT_THROW(internal::RunParts(3,
-                                  [&](int) {
-                                    if (std::this_thread::get_id() == caller) {
-                                      throw std::runtime_error("here");
-                                    }
-                                  }),
-               std::runtime_error);
+  // A failure on the caller's own part as well.  Each helper holds its
+  // first part until the caller has thrown, so there are fewer helpers
+  // than parts and the caller surely takes one (without the wait the
+  // helpers could finish all three before the caller starts).
+  std::atomic<bool> thrown{false};
+  EXPECT_THROW(
+      internal::RunParts(3,
+                         [&](int) {
+                           if (std::this_thread::get_id() == caller) {
+                             thrown.store(true);
+                             throw std::runtime_error("here");
+                           }
+                           const auto give_up =
+                               std::chrono::steady_clock::now() +
+                               std::chrono::seconds(10);
+                           while (!thrown.load() &&
+                                  std::chrono::steady_clock::now() < give_up) {
+                             std::this_thread::yield();
+                           }
+                         }),
+      std::runtime_error);
+  EXPECT_TRUE(thrown.load());
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ParallelTest, ::testing::Values(1, 2, 4));
