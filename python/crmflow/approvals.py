@@ -46,6 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from crmflow import _pandas as pd  # pandas on first use
 
 from crmflow import _core
+from crmflow._args import _check_str
 from crmflow._errors import InvalidArgumentError
 
 __all__ = [
@@ -57,31 +58,6 @@ __all__ = [
 ]
 
 _MODES = ("unanimous", "first")
-
-
-def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
-    """
-    Returns ``value`` after checking it is UTF-8 text (non-empty unless
-    ``empty``).
-
-    Raises:
-        InvalidArgumentError: The message names the argument.
-    """
-    if not isinstance(value, str):
-        message = f"{name} must be a str (got {type(value).__name__})"
-        raise InvalidArgumentError(message)
-    if not empty and not value:
-        message = f"{name} must not be empty"
-        raise InvalidArgumentError(message)
-    if not value.isascii():
-        # Lone surrogates (undecodable bytes from the OS) have no UTF-8
-        # form, which the binding would report as a TypeError.
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            message = f"{name}: text is not valid UTF-8"
-            raise InvalidArgumentError(message) from None
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
