@@ -182,54 +182,203 @@ def _factorize(series: pd.Series) -> Tuple[np.ndarray, List[str]]:
         message = f'column "{series.name}": bytes cells (decode them to ' \
             "str first)"
         raise InvalidArgumentError(message)
-    names = np.asarray(uniques, dtype=object).astype(str).tolist()
+    # str() one by one: numpy's str arrays drop trailing NUL characters,
+    # which would merge "b\x00" with "b".
+    names = [u if isinstance(u, str) else str(u) for u in uniques]
     return codes.astype(np.int64), names
 
 
-def _micros(
-    series: pd.Series, time_format: str, time_zone: str, strict: bool
-) -> np.ndarray:
+def _label(value: Any) -> str:
     """
-    Returns a time column as int64 microseconds UTC (``_NAT`` for missing
-    or, unless ``strict``, unparseable values).
+    Returns a row label for a message: 11, not np.int64(11); text quoted.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
-    Integers are taken as microseconds; naive values are read in
-    ``time_zone``.
+
+def _case_list(cases: Any) -> List[str]:
+    """
+    Returns the ``cases`` argument of :meth:`EventLog.from_dataframe` as
+    case ids: text (numbers are written as text, as in a case column).
 
     Raises:
-        ParseError: A value cannot be parsed and ``strict`` is set.
+        InvalidArgumentError: Not a list, or an id that is missing, empty
+            or not valid UTF-8; the message names its position.
     """
-    if pd.api.types.is_integer_dtype(series.dtype):
-        return series.to_numpy(dtype=np.int64)
-    if not pd.api.types.is_datetime64_any_dtype(series.dtype):
-        fmt = time_format or "ISO8601"
-        errors = "raise" if strict else "coerce"
-        try:
-            parsed = pd.to_datetime(
-                series, format=fmt, errors=errors, utc=time_zone == "UTC"
-            )
-        except (ValueError, TypeError) as e:
-            if time_zone == "UTC":
-                raise ParseError(f"unparseable time ({e})") from None
-            try:  # mixed offsets: read as UTC instants
-                parsed = pd.to_datetime(
-                    series, format=fmt, errors=errors, utc=True
-                )
-            except (ValueError, TypeError) as e2:
-                raise ParseError(f"unparseable time ({e2})") from None
-        series = parsed
-    if series.dt.tz is None:
-        try:
-            series = series.dt.tz_localize(
-                time_zone, ambiguous="raise", nonexistent="raise"
-            )
-        except Exception as e:  # pytz/zoneinfo errors differ by version
-            raise InvalidArgumentError(
-                f'time zone "{time_zone}": {e}'
-            ) from None
-    utc = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    values = utc.to_numpy(dtype="datetime64[us]").view(np.int64).copy()
-    return values
+    from crmflow._args import _check_str
+
+    if isinstance(cases, (str, bytes)) or not isinstance(cases, Iterable):
+        message = "cases must be a list of case ids (got " \
+            f"{type(cases).__name__})"
+        raise InvalidArgumentError(message)
+    out = []
+    for i, c in enumerate(cases):
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            c = str(c)
+        out.append(_check_str(c, f"cases[{i}]"))
+    return out
+
+
+# Instants the product keeps: years 1 to 9999 UTC, in microseconds.
+_MIN_MICROS = -62_135_596_800 * 10**6  # 0001-01-01T00:00:00Z
+_MAX_MICROS = 253_402_300_800 * 10**6 - 1  # 9999-12-31T23:59:59.999999Z
+# An ISO 8601 time of day followed by an offset ("...10:00:00+05:00",
+# "...T100000Z"): such a text names an instant, the others a wall-clock
+# time in the log's zone.
+_ISO_OFFSET = (r"(?:\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?|T\d{2,6}"
+               r"(?:[.,]\d+)?)\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+def _as_micros(values: Any) -> np.ndarray:
+    """
+    Returns aware or naive datetimes (a Series) as int64 microseconds:
+    UTC for aware ones, the wall clock for naive ones; ``_NAT`` for NaT.
+    """
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = values.to_numpy(dtype="datetime64[us]").view(np.int64).copy()
+    return out
+
+
+def _localize(wall: np.ndarray, time_zone: str) -> np.ndarray:
+    """
+    Returns wall-clock microseconds in ``time_zone`` as UTC microseconds.
+
+    The rule is the CSV reader's: a time in a repeated hour (clocks set
+    back) is its first occurrence, a time in a skipped hour is read with
+    the offset in force before the gap.  ``_NAT`` stays ``_NAT``.
+
+    Raises:
+        InvalidArgumentError: The zone is unknown.
+    """
+    if time_zone == "UTC":
+        return wall
+    ok = wall != _NAT
+    naive = pd.Series(np.where(ok, wall, _NAT).view("datetime64[us]"))
+    try:
+        local = naive.dt.tz_localize(time_zone, ambiguous="NaT",
+                                     nonexistent="NaT")
+    except Exception:  # pytz/zoneinfo/dateutil errors differ by version
+        message = f'time zone "{time_zone}" unknown (expected an IANA ' \
+            "name such as Europe/Berlin)"
+        raise InvalidArgumentError(message) from None
+    out = _as_micros(local)
+
+    # Repeated and skipped wall-clock times, which pandas leaves open:
+    # zoneinfo with fold=0 gives the offset before the change for both.
+    odd = np.flatnonzero(ok & (out == _NAT))
+    if len(odd):
+        import datetime
+        import zoneinfo
+
+        zone = zoneinfo.ZoneInfo(time_zone)
+        epoch = datetime.datetime(1970, 1, 1)
+        for i in odd.tolist():
+            w = int(wall[i])
+            moment = epoch + datetime.timedelta(microseconds=w)
+            offset = moment.replace(tzinfo=zone, fold=0).utcoffset()
+            out[i] = w - offset // datetime.timedelta(microseconds=1)
+    return out
+
+
+def _parse_text(text: pd.Series, time_format: str,
+                time_zone: str) -> np.ndarray:
+    """
+    Returns texts as UTC microseconds (``_NAT`` where unparseable): those
+    with an offset as the instants they name, the others as wall-clock
+    times in ``time_zone``.
+    """
+    fmt = time_format or "ISO8601"
+    if time_format:
+        aware = pd.Series("%z" in time_format, index=text.index)
+    else:
+        aware = text.str.contains(_ISO_OFFSET, regex=True)
+    out = np.full(len(text), _NAT, dtype=np.int64)
+    for mask, utc in ((aware.to_numpy(dtype=bool), True),
+                      (~aware.to_numpy(dtype=bool), False)):
+        if not mask.any():
+            continue
+        # Naive texts read as UTC give their wall clock, localized next.
+        parsed = pd.to_datetime(text[mask], format=fmt, errors="coerce",
+                                utc=True)
+        micros = _as_micros(parsed)
+        out[mask] = micros if utc else _localize(micros, time_zone)
+    return out
+
+
+def _micros(series: pd.Series, time_format: str,
+            time_zone: str) -> Tuple[np.ndarray, np.ndarray]:
+    """
+    Returns a time column as int64 microseconds UTC, and which values are
+    present: ``_NAT`` marks missing values (NaN, None, NaT, blank text)
+    and present values that are unparseable or outside years 1 to 9999.
+
+    Integers are microseconds UTC; aware datetimes and texts with an
+    offset are instants; naive datetimes and texts are read in
+    ``time_zone`` (see :func:`_localize`).
+
+    Raises:
+        InvalidArgumentError: Float times, or an unknown zone.
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or \
+            pd.api.types.is_float_dtype(dtype):
+        message = f'column "{series.name}": {dtype} times (expected ' \
+            "datetimes, text, or int64 microseconds UTC; the nullable " \
+            "Int64 dtype keeps missing values)"
+        raise InvalidArgumentError(message)
+    if pd.api.types.is_integer_dtype(dtype):
+        present = series.notna().to_numpy(dtype=bool)
+        out = series.to_numpy(dtype=np.int64, na_value=_NAT)
+    elif pd.api.types.is_datetime64_any_dtype(dtype):
+        present = series.notna().to_numpy(dtype=bool)
+        out = _as_micros(series)
+        if series.dt.tz is None:
+            out = _localize(out, time_zone)
+    else:
+        values = series.astype(object)
+        is_text = values.map(lambda v: isinstance(v, str)).to_numpy(
+            dtype=bool)
+        blank = np.zeros(len(values), dtype=bool)
+        out = np.full(len(values), _NAT, dtype=np.int64)
+        if is_text.any():
+            text = values[is_text].str.strip()
+            blank[is_text] = (text == "").to_numpy(dtype=bool)
+            out[is_text] = _parse_text(text, time_format, time_zone)
+        present = ~blank & values.notna().to_numpy(dtype=bool)
+        others = np.flatnonzero(present & ~is_text)
+        if len(others):
+            # datetime, Timestamp or date objects, each aware or naive.
+            wall = np.zeros(len(others), dtype=bool)
+            for j, i in enumerate(others.tolist()):
+                out[i], wall[j] = _object_micros(values.iloc[i])
+            out[others[wall]] = _localize(out[others[wall]], time_zone)
+    out = np.where(present, out, _NAT)
+    out[(out != _NAT) & ((out < _MIN_MICROS) | (out > _MAX_MICROS))] = _NAT
+    return out, present
+
+
+def _object_micros(value: Any) -> Tuple[int, bool]:
+    """
+    Returns a datetime-like cell as (microseconds, naive): UTC for an
+    aware value, the wall clock for a naive one; ``_NAT`` for anything
+    else (a number, a list).
+    """
+    import datetime
+
+    if not isinstance(value, (datetime.datetime, datetime.date,
+                              np.datetime64)):
+        return _NAT, False
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, OverflowError):
+        return _NAT, False
+    naive = stamp.tzinfo is None
+    if not naive:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    micros = stamp.to_datetime64().astype("datetime64[us]").view(np.int64)
+    return int(micros), naive
 
 
 def _period_start(micros: np.ndarray, period: str) -> np.ndarray:
@@ -586,7 +735,7 @@ class EventLog:
         strict = on_error == "raise"
 
         # Required values: find the bad rows once, vectorised.
-        micros = _micros(df[time], time_format, time_zone, strict)
+        micros, present = _micros(df[time], time_format, time_zone)
         case_codes, case_names = _factorize(df[case])
         act_codes, act_names = _factorize(df[activity])
         empty_case = np.isin(
@@ -595,10 +744,17 @@ class EventLog:
         empty_act = np.isin(
             act_codes, np.flatnonzero(np.asarray(act_names) == "")
         )
+        if time_format:
+            expected = f'expected "{time_format}", years 1 to 9999 UTC'
+        else:
+            expected = "expected ISO 8601 text, a datetime or int64 " \
+                "microseconds UTC, in years 1 to 9999"
+        unreadable = "unparseable or out-of-range time"
         problems = [
             (case, (case_codes < 0) | empty_case, "missing case id"),
             (activity, (act_codes < 0) | empty_act, "missing activity"),
-            (time, micros == _NAT, "missing or unparseable time"),
+            (time, ~present, "missing time"),
+            (time, present & (micros == _NAT), f"{unreadable} ({expected})"),
         ]
         bad = np.zeros(len(df), dtype=bool)
         reject_rows: List[Tuple[str, int, int, str]] = []
@@ -607,9 +763,11 @@ class EventLog:
             hits = np.flatnonzero(mask & ~bad)
             if len(hits) and strict:
                 row = hits[0]
-                message = (
-                    f"row {df.index[row]!r}, column \"{column}\": {reason}"
-                )
+                if reason.startswith(unreadable):
+                    value = df[column].iloc[row]
+                    reason = f"{unreadable} {value!r} ({expected})"
+                message = f'row {_label(df.index[row])}, column "{column}": ' \
+                    f"{reason}"
                 raise ParseError(message)
             for row in hits.tolist():
                 reject_rows.append(
@@ -635,7 +793,7 @@ class EventLog:
         core = _core.EventLog.from_codes(
             case_codes, case_names, act_codes, act_names, micros,
             res[0], res[1], lc[0], lc[1], rows, attrs,
-            None if cases is None else [str(c) for c in cases],
+            None if cases is None else _case_list(cases),
         )
         reject_rows.sort(key=lambda r: r[1])
         return cls(core, _rejects(reject_rows))
@@ -988,6 +1146,13 @@ class EventLog:
             )
         df = self.to_dataframe()
         _check_columns(df, [by])
+        if not isinstance(df[by].dtype, pd.CategoricalDtype):
+            names = [c for c in df.columns
+                     if isinstance(df[c].dtype, pd.CategoricalDtype)
+                     and c not in ("case_id", "activity")]
+            message = f'handovers by "{by}": not a resource or attribute ' \
+                f"column (expected one of {', '.join(names) or 'none'})"
+            raise InvalidArgumentError(message)
         codes = df[by].cat.codes.to_numpy().astype(np.int64)
         cases = df["case_id"].cat.codes.to_numpy()
         a, b = codes[:-1], codes[1:]
@@ -1105,8 +1270,10 @@ class EventLog:
             true_values: Texts read as true (letter case ignored).
 
         Returns:
-            by columns, cases (or events), breached, rate (float; segments
-            are never empty).
+            by columns; cases (or events) with a flag; breached; without_flag,
+            the cases (or events) of the segment whose flag is missing,
+            which the rate leaves out; rate, breached / cases (nullable
+            Float64, ``<NA>`` when no case of the segment has a flag).
 
         Raises:
             InvalidArgumentError: Unknown columns or ``per``.
@@ -1117,6 +1284,10 @@ class EventLog:
             by = list(by)
         else:
             message = "by must be a column name or a list of them"
+            raise InvalidArgumentError(message)
+        if not isinstance(breached, str) or breached in ("", "!"):
+            message = "breached must be a column name, or one after " \
+                '"!" to negate it'
             raise InvalidArgumentError(message)
         negate = breached.startswith("!")
         flag = breached[1:] if negate else breached
@@ -1135,15 +1306,21 @@ class EventLog:
         frame = pd.DataFrame(
             {c: df[c].astype(object) for c in by}
         )
+        frame["flagged"] = ~missing
         frame["breached"] = hit & ~missing
-        frame = frame.loc[~missing]
+        frame["without_flag"] = missing
         unit = "cases" if per == "case" else "events"
         out = frame.groupby(by, dropna=False, sort=True, observed=True).agg(
-            **{unit: ("breached", "size"), "breached": ("breached", "sum")}
+            **{unit: ("flagged", "sum"), "breached": ("breached", "sum"),
+               "without_flag": ("without_flag", "sum")}
         ).reset_index()
-        out[unit] = out[unit].astype(np.int64)
-        out["breached"] = out["breached"].astype(np.int64)
-        out["rate"] = out["breached"] / out[unit]
+        for c in (unit, "breached", "without_flag"):
+            out[c] = out[c].astype(np.int64)
+        # A segment whose every case lacks the flag has no rate (<NA>).
+        counted = out[unit].to_numpy()
+        out["rate"] = pd.arrays.FloatingArray(
+            out["breached"].to_numpy() / np.maximum(counted, 1),
+            counted == 0)
         return out
 
     # Against the model.
@@ -2118,8 +2295,15 @@ def _engine_replay(log: EventLog, configs: Sequence[Any],
 
 def _period_column(df: pd.DataFrame, time: str, period: str,
                    time_zone: str = "UTC") -> pd.Series:
-    micros = _micros(df[time], "", time_zone, strict=False)
+    micros, present = _micros(df[time], "", time_zone)
     ok = micros != _NAT
+    bad = np.flatnonzero(present & ~ok)
+    if len(bad):
+        value = df[time].iloc[bad[0]]
+        message = f'row {_label(df.index[bad[0]])}, column "{time}": ' \
+            f"unparseable or out-of-range time {value!r} (expected ISO " \
+            "8601 text or a datetime, in years 1 to 9999)"
+        raise ParseError(message)
     starts = _period_start(np.where(ok, micros, 0), period)
     return _times(starts, ~ok)
 
@@ -2131,10 +2315,12 @@ def satisfaction(
     """
     Returns satisfaction per period from feedback scores (e.g. Olist's
     1-5 ``review_score``): period, responses, mean_score and csat (share
-    of scores >= ``good``).  Rows without a score or time are left out.
+    of scores >= ``good``).  Rows without a score or time are left out;
+    naive times are read in ``time_zone``.
 
     Raises:
         InvalidArgumentError: Unknown columns or period.
+        ParseError: A time that cannot be read (the message names the row).
     """
     _check_columns(df, [score, time])
     _check_period(period)
@@ -2157,10 +2343,13 @@ def new_vs_returning(
 ) -> pd.DataFrame:
     """
     Returns per period the customers with a transaction: customers, new
-    (first transaction ever in that period) and returning.
+    (first transaction ever in that period) and returning.  Rows without
+    a customer or time are left out; naive times are read in
+    ``time_zone``.
 
     Raises:
         InvalidArgumentError: Unknown columns or period.
+        ParseError: A time that cannot be read (the message names the row).
     """
     _check_columns(df, [customer, time])
     _check_period(period)
@@ -2213,7 +2402,8 @@ def campaign_response(
     """
     Returns per campaign: contacted, responded, response_rate and, when
     ``converted`` is given, converted and conversion_rate (of contacted).
-    Flags may be bools, 0/1 or text in ``true_values``.
+    Flags may be bools, numbers (any but 0 is true) or text in
+    ``true_values``; a missing flag is false.
 
     Raises:
         InvalidArgumentError: Unknown columns.
@@ -2226,6 +2416,9 @@ def campaign_response(
         s = df[col]
         if pd.api.types.is_bool_dtype(s.dtype):
             return s.fillna(False).to_numpy(dtype=bool)
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            # 0/1 flags, floats once pandas has seen a missing value.
+            return (s.fillna(0) != 0).to_numpy(dtype=bool)
         text = s.astype(object).astype(str).str.strip().str.lower()
         return text.isin(truth).to_numpy()
 

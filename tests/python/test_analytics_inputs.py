@@ -1,0 +1,297 @@
+"""
+Event logs from DataFrames and the KPI helpers on awkward input: times
+with and without offsets, daylight-saving changes, out-of-range and
+unparseable times, NUL characters in names, float flags, missing SLA
+flags and malformed arguments.
+
+Expected instants are worked out by hand from the zone rules (Berlin is
+UTC+1 in winter, UTC+2 in summer; clocks went forward at 2021-03-28
+02:00 and back at 2021-10-31 03:00) and, where the CSV reader reads the
+same text, compared with it: it is a separate parser, in C++.
+"""
+
+import datetime
+import zoneinfo
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import crmflow
+from crmflow import analytics
+from crmflow.analytics import EventLog
+
+
+def _times(log):
+    """
+    Returns {activity: time} of a log.
+    """
+    df = log.to_dataframe()
+    return dict(zip(df["activity"].astype(str), df["time"]))
+
+
+def _frame(times, **extra):
+    n = len(times)
+    return pd.DataFrame({"case_id": ["c"] * n,
+                         "activity": [f"a{i}" for i in range(n)],
+                         "timestamp": times, **extra})
+
+
+class TestZones:
+    def test_naive_text_beside_offsets_is_read_in_the_zone(self):
+        """
+        10:00 with +05:00 is 05:00Z; a naive 10:00 in Berlin (winter,
+        UTC+1) is 09:00Z, not 10:00Z.
+        """
+        df = _frame(["2021-01-01T10:00:00+05:00", "2021-01-01T10:00:00",
+                     "2021-01-01 10:00:00Z"])
+
+        got = _times(EventLog.from_dataframe(df, time_zone="Europe/Berlin"))
+
+        assert pd.Timestamp("2021-01-01T05:00:00Z") == got["a0"]
+        assert pd.Timestamp("2021-01-01T09:00:00Z") == got["a1"]
+        assert pd.Timestamp("2021-01-01T10:00:00Z") == got["a2"]
+
+    @pytest.mark.parametrize("wall, utc", [
+        # The repeated hour: its first occurrence, still UTC+2.
+        ("2021-10-31T02:30:00", "2021-10-31T00:30:00Z"),
+        # The skipped hour: the offset before the gap, UTC+1.
+        ("2021-03-28T02:30:00", "2021-03-28T01:30:00Z"),
+        # Either side of the changes.
+        ("2021-10-31T03:30:00", "2021-10-31T02:30:00Z"),
+        ("2021-03-28T03:30:00", "2021-03-28T01:30:00Z"),
+    ])
+    def test_daylight_saving_changes_as_the_csv_reader(self, tmp_path,
+                                                       wall, utc):
+        """
+        Text and naive datetime64 columns give the instant worked out by
+        hand, and the CSV reader agrees.
+        """
+        path = tmp_path / "dst.csv"
+        path.write_text(f"case_id,activity,timestamp\nc,a0,{wall}\n",
+                        encoding="utf-8")
+
+        text = _times(EventLog.from_dataframe(
+            _frame([wall]), time_zone="Europe/Berlin"))
+        naive = _times(EventLog.from_dataframe(
+            _frame(pd.to_datetime([wall])), time_zone="Europe/Berlin"))
+        csv = _times(EventLog.from_csv(path, time_zone="Europe/Berlin"))
+
+        assert pd.Timestamp(utc) == text["a0"] == naive["a0"] == csv["a0"]
+
+    def test_datetime_objects_aware_and_naive(self):
+        """
+        An object column of Python datetimes: the aware one is its
+        instant, the naive one Berlin summer time (UTC+2).
+        """
+        aware = datetime.datetime(2021, 6, 1, 12, 0,
+                                  tzinfo=zoneinfo.ZoneInfo("Asia/Tokyo"))
+        naive = datetime.datetime(2021, 6, 1, 12, 0, 0, 250)
+        df = _frame(pd.Series([aware, naive], dtype=object))
+
+        got = _times(EventLog.from_dataframe(df, time_zone="Europe/Berlin"))
+
+        assert pd.Timestamp("2021-06-01T03:00:00Z") == got["a0"]
+        assert pd.Timestamp("2021-06-01T10:00:00.000250Z") == got["a1"]
+
+    def test_unknown_zone_is_named(self):
+        with pytest.raises(crmflow.InvalidArgumentError,
+                           match='time zone "Mars/Olympus" unknown'):
+            EventLog.from_dataframe(_frame(["2021-01-01T10:00:00"]),
+                                    time_zone="Mars/Olympus")
+
+    def test_satisfaction_periods_in_the_zone(self):
+        """
+        Midnight on 1 February in Berlin is 31 January 23:00 UTC, so the
+        two scores fall into January and February.
+        """
+        df = pd.DataFrame({"score": [5, 1],
+                           "t": ["2021-02-10T00:00:00+01:00",
+                                 "2021-02-01T00:00:00"]})
+
+        out = analytics.satisfaction(df, "score", "t",
+                                     time_zone="Europe/Berlin")
+
+        assert [pd.Timestamp("2021-01-01", tz="UTC"),
+                pd.Timestamp("2021-02-01", tz="UTC")] == list(out["period"])
+        assert [1.0, 5.0] == out["mean_score"].tolist()
+
+    def test_satisfaction_names_an_unreadable_time(self):
+        df = pd.DataFrame({"score": [5, 1], "t": ["2021-02-10", "soon"]},
+                          index=[10, 11])
+
+        with pytest.raises(crmflow.ParseError) as e:
+            analytics.satisfaction(df, "score", "t")
+
+        assert "row 11, column \"t\"" in str(e.value)
+        assert "'soon'" in str(e.value)
+
+
+class TestBadTimes:
+    def test_unparseable_text_names_row_column_and_value(self):
+        df = _frame(["2021-01-01T00:00:00", "garbage"])
+
+        with pytest.raises(crmflow.ParseError) as e:
+            EventLog.from_dataframe(df)
+
+        message = str(e.value)
+        assert message.startswith('row 1, column "timestamp": unparseable')
+        assert "'garbage'" in message
+
+    @pytest.mark.parametrize("micros", [-2**62, 2**63 - 1,
+                                        # 0000-12-31T23:59:59.999999Z
+                                        -62_135_596_800_000_001,
+                                        # 10000-01-01T00:00:00Z
+                                        253_402_300_800_000_000])
+    def test_integer_times_outside_years_1_to_9999(self, micros):
+        """
+        Out of range: an error naming the row, or a reject; never a
+        negative duration from an overflow.
+        """
+        df = _frame(pd.Series([0, micros], dtype="int64"))
+
+        with pytest.raises(crmflow.ParseError, match="row 1, column"):
+            EventLog.from_dataframe(df)
+        log = EventLog.from_dataframe(df, on_error="collect")
+
+        assert 1 == log.num_events
+        assert [1] == log.rejects["line"].tolist()
+        assert "out-of-range" in log.rejects["reason"].iloc[0]
+
+    def test_integer_times_at_the_ends_of_the_range(self):
+        """
+        0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z are kept,
+        and the case lasts their difference.
+        """
+        lo, hi = -62_135_596_800_000_000, 253_402_300_799_999_999
+        df = _frame(pd.Series([lo, hi], dtype="int64"))
+
+        log = EventLog.from_dataframe(df)
+
+        seconds = log.case_durations()["duration"].iloc[0]
+        assert (hi - lo) / 1e6 == pytest.approx(seconds, rel=1e-15)
+
+    def test_text_whose_instant_leaves_the_range(self):
+        """
+        00:30 on 1 January of year 1 at +01:00 is in year 0 UTC.
+        """
+        df = _frame(["0001-01-01T00:30:00+01:00", "2021-01-01T00:00:00Z"])
+
+        log = EventLog.from_dataframe(df, on_error="collect")
+
+        assert [0] == log.rejects["line"].tolist()
+
+    def test_missing_and_blank_times(self):
+        df = _frame([None, "  ", "2021-01-01T00:00:00Z"])
+
+        log = EventLog.from_dataframe(df, on_error="collect")
+
+        assert [0, 1] == log.rejects["line"].tolist()
+        assert ["missing time"] * 2 == log.rejects["reason"].tolist()
+
+    def test_nullable_integer_times(self):
+        df = _frame(pd.array([1_000_000, None], dtype="Int64"))
+
+        log = EventLog.from_dataframe(df, on_error="collect")
+
+        assert pd.Timestamp("1970-01-01T00:00:01Z") == _times(log)["a0"]
+        assert ["missing time"] == log.rejects["reason"].tolist()
+
+    def test_float_times_are_refused_naming_the_column(self):
+        df = _frame([1.5e15, 1.6e15])
+
+        with pytest.raises(crmflow.InvalidArgumentError,
+                           match='column "timestamp": float64 times'):
+            EventLog.from_dataframe(df)
+
+
+class TestNames:
+    def test_trailing_nul_keeps_names_apart(self):
+        """
+        "b" and "b\\x00" are two activities and "2" and "2\\x00" two cases,
+        as the CSV reader keeps them.
+        """
+        df = pd.DataFrame({
+            "case_id": ["1", "1", "1", "2", "2\x00"],
+            "activity": ["a", "b", "b\x00", "a", "a"],
+            "timestamp": pd.date_range("2021-01-01", periods=5, freq="h",
+                                       tz="UTC"),
+        })
+
+        log = EventLog.from_dataframe(df)
+
+        counts = {(f, t): c for f, t, c in
+                  log.dfg()[["from", "to", "count"]].itertuples(index=False)}
+        assert {("a", "b"): 1, ("b", "b\x00"): 1} == counts
+        assert 3 == log.num_cases
+
+    @pytest.mark.parametrize("cases, words", [
+        (["c", ""], "cases[1] must not be empty"),
+        (["c", None], "cases[1] must be a string (got NoneType)"),
+        (["c", "\ud800"], "cases[1]: text is not valid UTF-8"),
+        ("c", "cases must be a list of case ids (got str)"),
+    ])
+    def test_bad_case_list(self, cases, words):
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            EventLog.from_dataframe(_frame(["2021-01-01T00:00:00Z"]),
+                                    cases=cases)
+        assert words in str(e.value)
+
+    def test_case_list_with_numbers(self):
+        log = EventLog.from_dataframe(_frame(["2021-01-01T00:00:00Z"]),
+                                      cases=["c", 7])
+        assert ["c", "7"] == log.case_ids
+
+
+class TestMeasureArguments:
+    def _log(self):
+        df = pd.DataFrame({
+            "case_id": ["1", "2", "3", "4"], "activity": ["a"] * 4,
+            "timestamp": pd.date_range("2021-01-01", periods=4, freq="h",
+                                       tz="UTC"),
+            "prio": ["1", "1", "1", "2"],
+            "made_sla": ["true", "false", None, None],
+        })
+        return EventLog.from_dataframe(df, attributes=["prio", "made_sla"])
+
+    def test_handovers_by_a_column_that_is_not_an_attribute(self):
+        with pytest.raises(crmflow.InvalidArgumentError) as e:
+            self._log().handovers(by="time")
+        assert 'handovers by "time": not a resource or attribute' in \
+            str(e.value)
+        assert "prio, made_sla" in str(e.value)
+
+    @pytest.mark.parametrize("breached", [5, None, "", "!"])
+    def test_breach_flag_must_be_a_column(self, breached):
+        with pytest.raises(crmflow.InvalidArgumentError,
+                           match="breached must be a column name"):
+            self._log().sla_breach_rates("prio", breached)
+
+    def test_cases_without_a_flag_are_counted_apart(self):
+        """
+        Priority 1: one breach (made_sla false) among two flagged cases,
+        one case without a flag; priority 2: no flagged case, no rate.
+        """
+        out = self._log().sla_breach_rates("prio", "!made_sla")
+
+        assert ["1", "2"] == out["prio"].tolist()
+        assert [2, 0] == out["cases"].tolist()
+        assert [1, 0] == out["breached"].tolist()
+        assert [1, 1] == out["without_flag"].tolist()
+        assert 0.5 == out["rate"].iloc[0]
+        assert out["rate"].isna().iloc[1]
+        assert not np.isnan(out["rate"].to_numpy(dtype=float,
+                                                 na_value=0.0)).any()
+
+    def test_campaign_flags_as_floats(self):
+        """
+        pandas stores 0/1 with a gap as floats: 1.0 is a response, 0.0
+        and the gap are not.
+        """
+        df = pd.DataFrame({"campaign": ["x", "x", "x"],
+                           "responded": [1.0, 0.0, np.nan]})
+
+        out = analytics.campaign_response(df, "campaign", "responded")
+
+        assert [3] == out["contacted"].tolist()
+        assert [1] == out["responded"].tolist()
