@@ -72,7 +72,7 @@ chosen by ``what_if(..., attributes=...)``:
   change.  Routing happens once, at creation, with the creation values.
 * ``"first"``: each case is created with its first non-missing value of
   each attribute, wherever it appears in the case, and later changes are
-  not replayed (the behaviour before 0.2.0).
+  not replayed.
 
 A value that does not convert (``"urgent"`` for an integer) fails the
 whole what-if before anything is returned, naming the scenario, case,
@@ -87,8 +87,6 @@ the event under ``"replay"`` (all log attributes, not only declared ones)
 and its first values under ``"first"``.
 
 .. versionadded:: 0.1.0
-.. versionchanged:: 0.2.0
-   Attribute changes in the log are replayed (``attributes="replay"``).
 """
 
 from __future__ import annotations
