@@ -531,7 +531,8 @@ py::dict InstancesToPython(const InstanceAnalysis& a) {
 py::dict ReplayToPython(const ReplayResult& r, size_t milestones) {
   const size_t nc = r.cases.size();
   std::vector<int32_t> final_state(nc);
-  std::vector<int64_t> events(nc), accepted(nc), ignored(nc), deviations(nc);
+  std::vector<int64_t> events(nc), accepted(nc), unchanged(nc), ignored(nc),
+      deviations(nc);
   std::vector<bool> fit(nc), completed(nc);
   std::vector<std::vector<int64_t>> ms_time(milestones,
                                             std::vector<int64_t>(nc, 0));
@@ -542,6 +543,7 @@ py::dict ReplayToPython(const ReplayResult& r, size_t milestones) {
     final_state[c] = x.final_state;
     events[c] = x.events;
     accepted[c] = x.accepted;
+    unchanged[c] = x.unchanged;
     ignored[c] = x.ignored;
     deviations[c] = x.deviations;
     fit[c] = x.fit;
@@ -557,6 +559,7 @@ py::dict ReplayToPython(const ReplayResult& r, size_t milestones) {
   cases["final_state"] = Array(final_state);
   cases["events"] = Array(events);
   cases["accepted"] = Array(accepted);
+  cases["unchanged"] = Array(unchanged);
   cases["ignored"] = Array(ignored);
   cases["deviations"] = Array(deviations);
   cases["fit"] = BoolArray(fit);
@@ -615,6 +618,7 @@ py::dict ReplayToPython(const ReplayResult& r, size_t milestones) {
   d["fitting_cases"] = r.fitting_cases;
   d["events"] = r.events;
   d["accepted"] = r.accepted;
+  d["unchanged"] = r.unchanged;
   d["fitness"] = r.fitness ? py::object(py::float_(*r.fitness)) : py::none();
   d["event_fitness"] = r.event_fitness
                            ? py::object(py::float_(*r.event_fitness))
@@ -1049,7 +1053,7 @@ void crmflow_register_analytics(pybind11::module_& m) {
              std::vector<std::pair<std::string, std::string>> activity_map,
              bool ignore_unmapped, bool complete_only,
              std::vector<std::string> milestones, bool resync,
-             py::object guard) {
+             py::object guard, bool repeats_unchanged) {
             ReplayOptions o;
             if (activity_kind == "event") {
               o.activity_kind = ActivityKind::kEvent;
@@ -1064,6 +1068,7 @@ void crmflow_register_analytics(pybind11::module_& m) {
             o.complete_only = complete_only;
             o.milestones = std::move(milestones);
             o.resync = resync;
+            o.repeats_unchanged = repeats_unchanged;
             if (!guard.is_none()) {
               // The callable sees (case index, event index, transition
               // index, guard name) and takes the GIL back per call.
@@ -1086,7 +1091,8 @@ void crmflow_register_analytics(pybind11::module_& m) {
               std::vector<std::pair<std::string, std::string>>(),
           py::arg("ignore_unmapped") = true, py::arg("complete_only") = true,
           py::arg("milestones") = std::vector<std::string>(),
-          py::arg("resync") = true, py::arg("guard") = py::none())
+          py::arg("resync") = true, py::arg("guard") = py::none(),
+          py::arg("repeats_unchanged") = true)
       .def(
           "discover",
           [](const EventLog& log, const std::string& name, int version,

@@ -187,6 +187,12 @@ StatusOr<ReplayResult> Replay(const EventLog& log, const Workflow& workflow,
         const auto& cands = workflow.Candidates(state, r.id);
         candidates.assign(cands.begin(), cands.end());
       }
+      if (candidates.empty() && by_state && r.id == state &&
+          options.repeats_unchanged) {
+        ++cr.accepted;
+        ++cr.unchanged;
+        continue;
+      }
       if (candidates.empty()) {
         deviate(e, DeviationKind::kNotAllowed, r.name);
         int target = by_state ? r.id : event_target[r.id];
@@ -234,6 +240,7 @@ StatusOr<ReplayResult> Replay(const EventLog& log, const Workflow& workflow,
     if (cr.fit) ++result.fitting_cases;
     result.events += cr.events;
     result.accepted += cr.accepted;
+    result.unchanged += cr.unchanged;
   }
 
   if (log.num_cases() > 0) {

@@ -1337,6 +1337,7 @@ class EventLog:
         resync: bool = True,
         guards: Optional[Mapping[str, Callable[["ReplayContext"], Any]]] =
         None,
+        repeats_unchanged: bool = True,
     ) -> "ConformanceResult":
         """
         Replays the log against ``workflow`` (token-free): every case
@@ -1365,6 +1366,14 @@ class EventLog:
             guards: Python callables by guard name, called with a
                 :class:`ReplayContext`; a falsy result refuses the
                 transition.  Guards without a callable pass.
+            repeats_unchanged: With ``activity_kind="state"``, an event
+                naming the state the case is in, where no transition
+                leads from that state to itself, is a repeat: status
+                exports write a row on every update of a record, and two
+                statuses mapped to one state read the same.  True
+                (default): repeats are accepted, move nothing and are
+                counted in the ``unchanged`` column; False: each is a
+                ``not_allowed`` deviation.
 
         Returns:
             A :class:`ConformanceResult`.
@@ -1386,6 +1395,7 @@ class EventLog:
         return _replay(
             self, workflow, activity_map, activity_kind, milestones,
             ignore_unmapped, complete_only, resync, guards,
+            repeats_unchanged,
         )
 
     def discover(
@@ -1574,6 +1584,7 @@ def _replay(
     activity_map: Optional[Mapping[str, str]], activity_kind: str,
     milestones: Sequence[str], ignore_unmapped: bool, complete_only: bool,
     resync: bool, guards: Optional[Mapping[str, Callable[..., Any]]],
+    repeats_unchanged: bool = True,
 ) -> "ConformanceResult":
     """
     Runs the core replay and wraps the result.
@@ -1605,6 +1616,7 @@ def _replay(
     raw = log._core.replay(
         workflow._core, activity_kind, pairs, ignore_unmapped,
         complete_only, milestones, resync, caller,
+        bool(repeats_unchanged),
     )
     return ConformanceResult(log, workflow, raw, milestones)
 
@@ -1615,8 +1627,10 @@ class ConformanceResult:
 
     Attributes:
         cases: Per case: case_id, final_state, events (replayed),
-            accepted, ignored, deviations, fit, completed (final state is
-            terminal) and ``reached_<milestone>`` (time first entered).
+            accepted, unchanged (of the accepted, repeats of the state;
+            see ``repeats_unchanged``), ignored, deviations, fit,
+            completed (final state is terminal) and
+            ``reached_<milestone>`` (time first entered).
         deviations: One row per deviation: case_id, position (in the
             case, <NA> for missing milestones), time, kind (not_allowed,
             unknown_activity, guard_refused, missing_milestone), state
@@ -1639,6 +1653,7 @@ class ConformanceResult:
         self.fitting_cases = int(raw["fitting_cases"])
         self.events = int(raw["events"])
         self.accepted = int(raw["accepted"])
+        self.unchanged = int(raw["unchanged"])
         case_names = log._case_names()
         states = np.asarray(raw["state_names"], dtype=object)
         c = raw["cases"]
@@ -1651,6 +1666,7 @@ class ConformanceResult:
                 ),
                 "events": _ints(c["events"]),
                 "accepted": _ints(c["accepted"]),
+                "unchanged": _ints(c["unchanged"]),
                 "ignored": _ints(c["ignored"]),
                 "deviations": _ints(c["deviations"]),
                 "fit": np.asarray(c["fit"], dtype=bool),
@@ -1714,7 +1730,7 @@ class ConformanceResult:
     def summary(self) -> Dict[str, Any]:
         """
         Returns the totals: cases, fitting_cases, fitness, events,
-        accepted, event_fitness, deviations by kind.
+        accepted, unchanged, event_fitness, deviations by kind.
         """
         kinds = self.deviations["kind"].value_counts()
         return {
@@ -1723,6 +1739,7 @@ class ConformanceResult:
             "fitness": self.fitness,
             "events": self.events,
             "accepted": self.accepted,
+            "unchanged": self.unchanged,
             "event_fitness": self.event_fitness,
             "deviations": {str(k): int(v) for k, v in kinds.items()},
         }

@@ -130,6 +130,49 @@ TEST(Replay, StateKindAndActivityMap) {
   EXPECT_TRUE(r->cases[2].fit);
 }
 
+TEST(Replay, RepeatedStatusRowsAreUnchanged) {
+  // A status export: S1 writes "new" twice (creation, then an update of
+  // another field), "assigned" three times, then "resolved" and
+  // "closed".  "assigned" and "in progress" both map to assigned.
+  EventColumns c;
+  int64_t t = 0;
+  for (const char* a : {"new", "new", "assigned", "assigned", "in progress",
+                        "resolved", "closed"}) {
+    c.case_ids.push_back("S1");
+    c.activities.push_back(a);
+    c.timestamps.push_back(60000000 * t++);
+  }
+  auto log = EventLog::FromColumns(c);
+  ASSERT_TRUE(log.ok());
+  ReplayOptions o;
+  o.activity_kind = ActivityKind::kState;
+  o.activity_map = {{"new", "new"}, {"assigned", "assigned"},
+                    {"in progress", "assigned"}, {"resolved", "resolved"},
+                    {"closed", "closed"}};
+
+  auto r = Replay(*log, Ticket(), o);
+  o.repeats_unchanged = false;
+  auto strict = Replay(*log, Ticket(), o);
+
+  // Creation, 3 moves, 3 repeats; the steps are the 4 states entered.
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->cases[0].fit);
+  EXPECT_EQ(r->cases[0].events, 7);
+  EXPECT_EQ(r->cases[0].accepted, 7);
+  EXPECT_EQ(r->cases[0].unchanged, 3);
+  EXPECT_EQ(r->unchanged, 3);
+  EXPECT_EQ(r->steps.size(), 4u);
+  EXPECT_EQ(r->cases[0].final_state, Ticket().StateId("closed"));
+  // Strictly, each repeat is a deviation in the state it repeats.
+  ASSERT_TRUE(strict.ok());
+  ASSERT_EQ(strict->deviations.size(), 3u);
+  EXPECT_EQ(strict->deviations[0].state, "new");
+  EXPECT_EQ(strict->deviations[0].position, 1);
+  EXPECT_EQ(strict->deviations[2].state, "assigned");
+  EXPECT_EQ(strict->deviations[2].position, 4);
+  EXPECT_EQ(strict->cases[0].unchanged, 0);
+}
+
 TEST(Replay, Errors) {
   ReplayOptions o;
   o.milestones = {"shipped"};

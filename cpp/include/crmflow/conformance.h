@@ -25,7 +25,12 @@
 // EventLog::FromHistory with kToState, or a status-change export): the case
 // moves along the first transition from the current state to that state
 // whose guards pass; an event naming the current initial state as the
-// case's first event is the creation and accepted without a move.
+// case's first event is the creation and accepted without a move.  A later
+// event naming the state the case is already in, when no transition leads
+// from that state to itself, is a repeat: status exports write a row on
+// every update of a record, and two statuses mapped to one state read the
+// same way.  A repeat is accepted without a move and counted as unchanged
+// (ReplayOptions::repeats_unchanged = false makes it a deviation).
 //
 // Guards.  Transitions may name guards.  Without a guard callback every
 // guard passes (the log is the truth: it says the transition happened).
@@ -106,6 +111,10 @@ struct ReplayOptions {
   std::vector<std::string> milestones;
   // true (default): resynchronise after a deviation (see the file comment).
   bool resync = true;
+  // kState only.  true (default): an event naming the current state with
+  // no transition from it to itself is a repeat, accepted and counted as
+  // unchanged; false: it is a deviation kNotAllowed.
+  bool repeats_unchanged = true;
   // Decides guards; empty (default): every guard passes.
   ReplayGuardFn guard;
 };
@@ -150,6 +159,7 @@ struct CaseReplay {
   int32_t final_state = 0;  // workflow state id
   int64_t events = 0;       // events replayed (not ignored)
   int64_t accepted = 0;     // of those, accepted
+  int64_t unchanged = 0;    // of the accepted, repeats of the state (kState)
   int64_t ignored = 0;      // events not replayed
   int64_t deviations = 0;   // including missing milestones
   bool fit = true;          // deviations == 0
@@ -167,6 +177,7 @@ struct ReplayResult {
   int64_t fitting_cases = 0;
   int64_t events = 0;    // replayed, over all cases
   int64_t accepted = 0;  // accepted, over all cases
+  int64_t unchanged = 0;  // of those, repeats of the state, over all cases
   // fitting cases / cases; empty when the log has no cases.
   std::optional<double> fitness;
   // accepted events / replayed events; empty when none was replayed.
