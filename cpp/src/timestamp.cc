@@ -253,8 +253,11 @@ bool ParseWithFormat(std::string_view text, std::string_view format,
     if (out->pm == 1 && out->hour != 12) out->hour += 12;
     if (out->pm == 0 && out->hour == 12) out->hour = 0;
   } else if (out->pm == 1 && out->hour < 12) {
-    // "%H %p" with a 1-12 hour, as some exports write it.
+    // "%H %p" with a 1-12 hour, as some exports write it: read as %I,
+    // so 12 PM stays noon and 12 AM is midnight.
     out->hour += 12;
+  } else if (out->pm == 0 && out->hour == 12) {
+    out->hour = 0;
   }
   return true;
 }

@@ -68,6 +68,33 @@ TEST(ParseTimestamp, TwelveAmIsMidnightAndTwelvePmIsNoon) {
   EXPECT_EQ(noon, (1767225600 + 12 * 3600) * kSecond);
 }
 
+TEST(ParseTimestamp, HourWithAmPmReadsLikeTwelveHourClock) {
+  TimeZone utc;
+  const char kFormat[] = "%Y-%m-%d %H:%M:%S %p";
+
+  int64_t midnight = ParseMicros("2021-12-31 12:00:00 AM", kFormat, utc);
+  int64_t one_am = ParseMicros("2021-12-31 01:00:00 AM", kFormat, utc);
+  int64_t half_past_noon =
+      ParseMicros("2021-12-31 12:30:00 PM", kFormat, utc);
+  int64_t one_pm = ParseMicros("2021-12-31 01:00:00 PM", kFormat, utc);
+
+  // 2021-12-31T00:00:00Z = 1640908800.
+  EXPECT_EQ(midnight, 1640908800 * kSecond);
+  EXPECT_EQ(one_am, (1640908800 + 3600) * kSecond);
+  EXPECT_EQ(half_past_noon, (1640908800 + 12 * 3600 + 1800) * kSecond);
+  EXPECT_EQ(one_pm, (1640908800 + 13 * 3600) * kSecond);
+}
+
+TEST(ParseTimestamp, TwelveHourClockQuarterPastTwelveAm) {
+  TimeZone utc;
+
+  int64_t micros =
+      ParseMicros("2021-12-31 12:15 am", "%Y-%m-%d %I:%M %p", utc);
+
+  // 00:15 on 2021-12-31: 1640908800 + 900.
+  EXPECT_EQ(micros, (1640908800 + 900) * kSecond);
+}
+
 TEST(ParseTimestamp, IsoWithOffsetsIgnoresTheZone) {
   TimeZone berlin = Zone("Europe/Berlin");
 

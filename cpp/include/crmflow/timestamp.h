@@ -17,6 +17,8 @@
 //   %S second            %f fraction, 1-9 digits (kept to microseconds)
 //   %z Z, +hh:mm, +hhmm or +hh     %b month name (Jan ...)   %% percent
 // any other character must match itself; one space matches one or more.
+// With %p, an %H hour of 1 to 12 reads as %I does (12 AM is midnight,
+// 12 PM noon), as some exports write it.
 // The format "" or "iso" accepts ISO 8601: date, 'T' or ' ', time with
 // optional seconds and fraction, optional offset.
 
