@@ -894,8 +894,8 @@ class EventLog:
         Returns the events, by case then time: case_id, activity,
         resource, lifecycle (categoricals; missing is NaN in the category,
         never in a count), time (``datetime64[us, UTC]``), row (the input
-        row) and one text column per attribute.  Cases without events
-        cannot appear (see :attr:`case_ids`).
+        row) and one categorical column of text per attribute.  Cases
+        without events cannot appear (see :attr:`case_ids`).
         """
         if self._frame is None:
             cols = self._cols()
@@ -917,8 +917,10 @@ class EventLog:
                delimiter: str = ",") -> None:
         """
         Writes the events as CSV (case_id, activity, timestamp, resource,
-        lifecycle, attributes; RFC 4180 quoting); :meth:`from_csv` with
-        ``resource="resource", lifecycle="lifecycle"`` reads it back.
+        lifecycle, then one column per attribute; RFC 4180 quoting).
+        :meth:`from_csv` with ``resource="resource",
+        lifecycle="lifecycle", attributes=[...]`` (the attribute names)
+        reads it back; cases without events are not written.
 
         Raises:
             InvalidArgumentError: The path cannot be written.

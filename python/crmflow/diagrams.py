@@ -99,14 +99,44 @@ class Diagram:
             self._svg = render_svg(self.dot)
         return self._svg
 
-    def save(self, path: str) -> None:
+    def save(self, path: Any) -> None:
         """
-        Writes SVG to ``path`` when Graphviz is installed, else the DOT
-        text.
+        Writes the diagram to ``path`` in the format its extension names:
+        ``.svg``, ``.png`` or ``.pdf`` (rendered by Graphviz) or ``.dot`` /
+        ``.gv`` (the DOT text, no Graphviz needed).
+
+        Raises:
+            InvalidArgumentError: Another extension.
+            NotFoundError: Graphviz is missing or fails for a rendered
+                format (the message says to install it or save as .dot).
         """
-        svg = self.svg()
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(svg if svg is not None else self.dot)
+        import os
+
+        from crmflow._args import _path_arg
+        from crmflow._errors import InvalidArgumentError, NotFoundError
+
+        path = _path_arg(path)
+        ext = os.path.splitext(path)[1].lower()
+        if ext in (".dot", ".gv"):
+            data = self.dot.encode("utf-8")
+        elif ext in _FORMATS:
+            if ext == ".svg":
+                svg = self.svg()
+                rendered = None if svg is None else svg.encode("utf-8")
+            else:
+                rendered = _render(self.dot, _FORMATS[ext])
+            if rendered is None:
+                message = f"{path}: cannot render {ext[1:]} (expected " \
+                    "the Graphviz dot program: install the graphviz " \
+                    "package, or save as .dot)"
+                raise NotFoundError(message)
+            data = rendered
+        else:
+            message = f'{path}: unknown diagram format "{ext}" (expected ' \
+                ".svg, .png, .pdf, .dot or .gv)"
+            raise InvalidArgumentError(message)
+        with open(path, "wb") as f:
+            f.write(data)
 
     def _repr_svg_(self) -> Optional[str]:
         return self.svg()
@@ -118,24 +148,37 @@ class Diagram:
         return self.dot
 
 
+# Rendered formats of Diagram.save by extension: dot's -T value.
+_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
+
+
 def render_svg(dot: str) -> Optional[str]:
     """
     Returns ``dot`` rendered by Graphviz as SVG, or None when the ``dot``
     program is missing or fails.
+    """
+    out = _render(dot, "svg")
+    return None if out is None else out.decode("utf-8")
+
+
+def _render(dot: str, fmt: str) -> Optional[bytes]:
+    """
+    Returns ``dot`` rendered by Graphviz in ``fmt`` (svg, png, pdf), or
+    None when the ``dot`` program is missing or fails.
     """
     exe = shutil.which("dot")
     if exe is None:
         return None
     try:
         done = subprocess.run(
-            [exe, "-Tsvg"], input=dot.encode("utf-8"), capture_output=True,
-            timeout=60, check=False,
+            [exe, f"-T{fmt}"], input=dot.encode("utf-8"),
+            capture_output=True, timeout=60, check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:
         return None
-    return done.stdout.decode("utf-8")
+    return done.stdout
 
 
 class _Ids:

@@ -143,3 +143,45 @@ class TestPlots:
         plt.close("all")
         with pytest.raises(crmflow.InvalidArgumentError):
             plots.time_in_state(log.state_durations(), unit="year")
+
+
+class TestSave:
+    """
+    Diagram.save writes the format the file's extension names.
+    """
+
+    def _diagram(self):
+        return diagrams.workflow_diagram(
+            crmflow.templates.load("service_request"))
+
+    def test_formats_by_extension(self, tmp_path):
+        if shutil.which("dot") is None:
+            pytest.skip("Graphviz dot is not installed")
+        d = self._diagram()
+
+        for name in ("w.svg", "w.png", "w.pdf", "w.dot", "w.GV"):
+            d.save(tmp_path / name)
+
+        assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG\r\n")
+        assert (tmp_path / "w.pdf").read_bytes().startswith(b"%PDF-")
+        svg = (tmp_path / "w.svg").read_text(encoding="utf-8")
+        assert "<svg" in svg and "waiting_customer" in svg
+        assert d.dot == (tmp_path / "w.dot").read_text(encoding="utf-8")
+        assert d.dot == (tmp_path / "w.GV").read_text(encoding="utf-8")
+
+    def test_unknown_extension_writes_nothing(self, tmp_path):
+        with pytest.raises(crmflow.InvalidArgumentError,
+                           match='unknown diagram format ".jpeg"'):
+            self._diagram().save(tmp_path / "w.jpeg")
+        assert [] == list(tmp_path.iterdir())
+
+    def test_without_graphviz_only_dot_is_written(self, tmp_path,
+                                                  monkeypatch):
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+        d = self._diagram()
+
+        d.save(tmp_path / "w.dot")
+        with pytest.raises(crmflow.NotFoundError, match="save as .dot"):
+            d.save(tmp_path / "w.png")
+
+        assert ["w.dot"] == sorted(p.name for p in tmp_path.iterdir())
