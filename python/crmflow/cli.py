@@ -657,7 +657,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     i.add_argument("--delimiter", help="field delimiter (default: auto)")
     i.add_argument(
-        "--on-error", choices=("collect", "raise"), default="collect"
+        "--on-error",
+        choices=("collect", "raise"),
+        default="collect",
+        help="with --kind: collect (default) leaves out each case that has "
+        "an unusable row, lists those rows as rejects and imports the "
+        "rest; raise stops at the first unusable row and imports nothing "
+        "(--preset imports always collect)",
     )
     i.add_argument("file", help="the CSV file")
     i.set_defaults(run=_cmd_import)
@@ -718,8 +724,19 @@ def _parser() -> argparse.ArgumentParser:
         "that look like one person.",
     )
     k.add_argument("--db", required=True, help="SQLite file")
-    k.add_argument("--duplicates", action="store_true")
-    k.add_argument("--threshold", type=float, default=0.9)
+    k.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="list pairs of customers that share an e-mail, phone, web or "
+        "source identity or have similar names, instead of all customers",
+    )
+    k.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="with --duplicates: the least name similarity, from 0 to 1, "
+        "for a pair found by name (default: 0.9)",
+    )
     k.set_defaults(run=_cmd_customers)
 
     u = sub.add_parser(
@@ -754,18 +771,21 @@ def _parser() -> argparse.ArgumentParser:
         if name != "list":
             rp.add_argument("name", help="the rule")
         if name == "add":
-            rp.add_argument("--kind", required=True)
+            rp.add_argument("--kind", required=True,
+                            help="the kind the rule watches")
             rp.add_argument(
                 "--trigger",
                 default="event",
                 choices=["created", "event", "entered", "left", "changed"],
+                help="what runs the rule (default: event)",
             )
             rp.add_argument("--on", default=None,
                             help="event, state or attribute (default: any)")
             rp.add_argument("--when", default=None, help="condition")
             rp.add_argument("--action", action="append",
                             help="an action line (repeat for several)")
-            rp.add_argument("--priority", type=int, default=0)
+            rp.add_argument("--priority", type=int, default=0,
+                            help="higher runs first (default: 0)")
     ru.set_defaults(run=_cmd_rules)
 
     ap = sub.add_parser(

@@ -2,6 +2,7 @@
 Tests of the crmflow command line, run in subprocesses and in-process.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -46,6 +47,47 @@ class TestHelp:
 
         assert 0 == p.returncode
         assert "usage: crmflow" in p.stdout
+
+    def test_every_option_has_help(self):
+        """
+        Every option and argument of every command, subcommands included,
+        has a help text.
+        """
+        missing = []
+
+        def walk(parser, path):
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, sub in action.choices.items():
+                        walk(sub, path + [name])
+                elif not action.help:
+                    name = "/".join(action.option_strings) or action.dest
+                    missing.append(" ".join(path + [name]))
+
+        walk(cli._parser(), ["crmflow"])
+
+        assert [] == missing
+
+    @pytest.mark.parametrize(
+        "command, option",
+        [("customers", "--duplicates"), ("customers", "--threshold"),
+         ("import", "--on-error")],
+    )
+    def test_option_help_shown(self, command, option):
+        """
+        COMMAND --help lists the option with a text after it.
+        """
+        p = run(command, "--help")
+
+        assert 0 == p.returncode
+        lines = p.stdout.splitlines()
+        at = [i for i, line in enumerate(lines)
+              if line.strip().startswith(option)]
+        assert 1 == len(at)
+        same_line = lines[at[0]].strip().split("  ", 1)[1:]
+        next_line = lines[at[0] + 1].strip()
+        assert same_line or not next_line.startswith("-")
+        assert (same_line or [next_line])[0].strip()
 
 
 class TestDemo:
@@ -164,6 +206,38 @@ class TestCommands:
 
         assert 0 == p.returncode, p.stderr
         assert "1 created" in p.stdout
+
+    @pytest.mark.parametrize("on_error", ["collect", "raise"])
+    def test_import_on_error(self, tmp_path, on_error):
+        """
+        --on-error collect leaves out the case with an unusable row and
+        imports the others; raise stops and imports nothing.
+        """
+        import crmflow
+
+        log = tmp_path / "log.csv"
+        log.write_text("id,act,at\n"
+                       "X-1,acknowledge,2026-01-01T10:00Z\n"
+                       "X-1,resolve,not a time\n"
+                       "X-2,acknowledge,2026-01-01T10:00Z\n",
+                       encoding="utf-8")
+        db = tmp_path / "o.db"
+
+        p = run("import", "--db", str(db), "--kind", "complaint",
+                "--case", "id", "--activity", "act", "--time", "at",
+                "--on-error", on_error, str(log))
+
+        with crmflow.Engine(str(db)) as e:
+            ids = list(e.transactions()["id"])
+        if on_error == "collect":
+            assert 0 == p.returncode, p.stderr
+            assert "1 rejected" in p.stdout
+            assert "log.csv:3:" in p.stdout
+            assert ["X-2"] == ids
+        else:
+            assert 1 == p.returncode
+            assert "log.csv:3:" in p.stderr
+            assert [] == ids
 
 
 class TestErrors:
