@@ -2,10 +2,14 @@
 Plots of process-mining results with matplotlib: funnels, time-in-state
 distributions and throughput.
 
-Each function draws on ``ax`` (a new figure when None) and returns the
-Axes.  matplotlib is an optional dependency, imported on first use; in
-scripts and tests select a non-interactive backend first
-(``matplotlib.use("Agg")``).
+Each function draws on ``ax`` and returns the Axes.  When ``ax`` is None
+it draws on a new figure with constrained layout, so that
+``ax.figure.savefig(...)`` keeps long tick labels, axis labels and the
+title inside the image; a figure passed in through ``ax`` keeps the
+layout its caller gave it.  matplotlib is an optional dependency
+(``pip install "crmflow[plots]"``), imported on first use.  In Jupyter
+the figure shows inline; a script without a display needs no backend
+setting either (matplotlib then uses Agg).
 
 Example::
 
@@ -29,13 +33,14 @@ __all__ = ["funnel", "throughput", "time_in_state"]
 
 def _axes(ax: Any) -> Any:
     """
-    Returns ``ax`` or the Axes of a new figure.
+    Returns ``ax``, or the Axes of a new figure whose constrained layout
+    makes room for the labels, however long, when it is drawn.
     """
     if ax is not None:
         return ax
     import matplotlib.pyplot as plt
 
-    _, ax = plt.subplots(figsize=(7, 3.5))
+    _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
     return ax
 
 
