@@ -644,6 +644,13 @@ class EventLog:
         core, rejects = _with_progress(work, path, progress)
         log = cls(core)
         log._reject_rows = rejects
+        if rejects:
+            # Collected, not lost: say so where a notebook shows it.
+            import logging
+
+            logging.getLogger("crmflow").warning(
+                "%s: %d rows rejected, %d events kept (see "
+                "EventLog.rejects)", path, len(rejects), log.num_events)
         return log
 
     @classmethod

@@ -295,3 +295,22 @@ class TestMeasureArguments:
 
         assert [3] == out["contacted"].tolist()
         assert [1] == out["responded"].tolist()
+
+
+def test_collected_rejects_are_logged(tmp_path, caplog):
+    """
+    A read that collects rejects says so on the crmflow logger: a wrong
+    time format that rejects every row does not pass unnoticed.
+    """
+    path = tmp_path / "log.csv"
+    path.write_text("case_id,activity,timestamp\n"
+                    "A,x,2026-01-01T00:00:00Z\nA,y,2026-01-01T01:00:00Z\n",
+                    encoding="utf-8")
+
+    with caplog.at_level("WARNING", logger="crmflow"):
+        log = EventLog.from_csv(path, time_format="%d/%m/%Y %H:%M",
+                                on_error="collect")
+
+    assert 0 == log.num_events
+    assert [f"{path}: 2 rows rejected, 0 events kept (see "
+            "EventLog.rejects)"] == [r.getMessage() for r in caplog.records]
