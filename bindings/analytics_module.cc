@@ -40,6 +40,7 @@
 #include "crmflow/conformance.h"
 #include "crmflow/event_log.h"
 #include "crmflow/status.h"
+#include "crmflow/timestamp.h"
 #include "crmflow/workflow.h"
 #include "crmflow/xes.h"
 
@@ -336,6 +337,10 @@ SharedLog FromCodes(py::handle case_codes, py::handle case_names,
     }
     if (tp[i] == std::numeric_limits<int64_t>::min()) {
       RaiseInvalid("event " + std::to_string(i) + ": missing timestamp");
+    }
+    if (!Timestamp{tp[i]}.InRange()) {
+      RaiseInvalid("event " + std::to_string(i) + ": " +
+                   TimeOutOfRange(std::to_string(tp[i])));
     }
   }
 

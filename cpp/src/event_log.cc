@@ -459,6 +459,13 @@ StatusOr<EventLog> EventLog::FromColumns(const EventColumns& columns) {
                     "event " + std::to_string(e) + " of case " +
                         columns.case_ids[e] + ": empty activity");
     }
+    if (!Timestamp{columns.timestamps[e]}.InRange()) {
+      return Status(Code::kInvalidArgument,
+                    "event " + std::to_string(e) + " of case " +
+                        columns.case_ids[e] + ": " +
+                        TimeOutOfRange(
+                            std::to_string(columns.timestamps[e])));
+    }
     int32_t c = b.AddCase(columns.case_ids[e]);
     b.AddEvent(c, columns.activities[e], Timestamp{columns.timestamps[e]},
                columns.resources.empty() ? std::string_view()

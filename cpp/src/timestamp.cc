@@ -335,15 +335,29 @@ StatusOr<Timestamp> ParseChecked(std::string_view raw, std::string_view format,
                       (iso ? std::string("ISO 8601") : std::string(format)) +
                       ")");
   }
+  Timestamp t;
   if (parsed.has_offset) {
     int64_t secs = UtcSeconds(cctz::civil_second(
                        parsed.year, parsed.month, parsed.day, parsed.hour,
                        parsed.minute, parsed.second)) -
                    parsed.offset_seconds;
-    return Timestamp{secs * kMicrosPerSecond + parsed.micros};
+    t = Timestamp{secs * kMicrosPerSecond + parsed.micros};
+  } else {
+    auto local = zone.FromCivil(parsed.year, parsed.month, parsed.day,
+                                parsed.hour, parsed.minute, parsed.second,
+                                parsed.micros);
+    if (!local.ok()) return local.status();
+    t = local.value();
   }
-  return zone.FromCivil(parsed.year, parsed.month, parsed.day, parsed.hour,
-                        parsed.minute, parsed.second, parsed.micros);
+
+  // The civil time was in years 1 to 9999, but an offset or the zone can
+  // move its instant out of them, where ToIso would write a year no
+  // reader takes back.
+  if (!t.InRange()) {
+    return Status(Code::kParseError,
+                  TimeOutOfRange("\"" + std::string(raw) + "\""));
+  }
+  return t;
 }
 
 }  // namespace
@@ -433,6 +447,11 @@ std::string TimeZone::FormatLocal(Timestamp t) const {
                     (offset % 3600) / 60);
   out.append(buf, n);
   return out;
+}
+
+std::string TimeOutOfRange(std::string_view what) {
+  return "time " + std::string(what) +
+         " out of range (expected a time in years 1 to 9999 UTC)";
 }
 
 StatusOr<Timestamp> ParseTimestamp(std::string_view text,

@@ -291,6 +291,17 @@ TEST(XesTest, ErrorsNameFileLineColumn) {
             "d.xes:3:1: trace A: unparseable time \"soon\" (expected ISO "
             "8601)");
 
+  auto late = ReadXesEventLogFromString(
+      "y.xes",
+      "<log><trace><string key=\"concept:name\" value=\"A\"/>\n"
+      "<event><string key=\"concept:name\" value=\"x\"/>\n"
+      "<date key=\"time:timestamp\" value=\"9999-12-31T23:30:00-01:00\"/>"
+      "</event>\n</trace></log>\n");
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().message(),
+            "y.xes:3:1: trace A: time \"9999-12-31T23:30:00-01:00\" out of "
+            "range (expected a time in years 1 to 9999 UTC)");
+
   auto no_name = ReadXesEventLogFromString("n.xes", "<log>\n <trace/></log>");
   ASSERT_FALSE(no_name.ok());
   EXPECT_EQ(no_name.status().message(),

@@ -266,6 +266,59 @@ TEST(EventLogCsv, CollectListsEveryRejectAndKeepsTheRest) {
             "r.csv:3:1: empty case id (expected a value in column case_id)");
 }
 
+TEST(EventLogCsv, TimeOutsideYearsOneTo9999IsARejectedRow) {
+  // The first and last rows are written in years 1 and 9999 but their
+  // instants fall in years 0 and 10000 UTC; the middle one is the last
+  // instant kept.
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "A,x,0001-01-01T00:30:00+01:00\n"
+      "A,y,9999-12-31T22:59:59.999999-01:00\n"
+      "A,z,9999-12-31T23:30:00-01:00\n";
+  CsvEventLogOptions o;
+
+  auto raised = ReadCsvEventLogFromString("y.csv", csv, o);
+  o.on_error = OnError::kCollect;
+  auto loaded = ReadCsvEventLogFromString("y.csv", csv, o);
+
+  ASSERT_FALSE(raised.ok());
+  EXPECT_EQ(raised.status().code(), Code::kParseError);
+  EXPECT_EQ(raised.status().message(),
+            "y.csv:2:3: time \"0001-01-01T00:30:00+01:00\" out of range "
+            "(expected a time in years 1 to 9999 UTC)");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_EQ(loaded->log.num_events(), 1);
+  EXPECT_EQ(loaded->log.time(0).micros, 253402300800LL * 1000000 - 1);
+  const auto& r = loaded->rejects;
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].line, 2);
+  EXPECT_EQ(r[0].column, 3);
+  EXPECT_EQ(r[1].line, 4);
+  EXPECT_EQ(r[1].column, 3);
+  EXPECT_EQ(r[1].reason,
+            "time \"9999-12-31T23:30:00-01:00\" out of range (expected a "
+            "time in years 1 to 9999 UTC)");
+}
+
+TEST(EventLogCsv, LogAtTheEdgesOfTheRangeIsWrittenAndReadBack) {
+  std::string csv =
+      "case_id,activity,timestamp\n"
+      "A,x,0001-01-01T01:00:00+01:00\n"
+      "A,y,9999-12-31T22:59:59.999999-01:00\n";
+  auto first = ReadCsvEventLogFromString("edge.csv", csv, {});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+
+  std::string written = EventLogToCsv(first->log);
+  auto again = ReadCsvEventLogFromString("edge2.csv", written, {});
+
+  EXPECT_EQ(written,
+            "case_id,activity,timestamp,resource,lifecycle\n"
+            "A,x,0001-01-01T00:00:00.000000Z,,\n"
+            "A,y,9999-12-31T23:59:59.999999Z,,\n");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(EventLogToCsv(again->log), written);
+}
+
 TEST(EventLogCsv, CollectStopsAtAnUnterminatedQuote) {
   std::string csv =
       "case_id,activity,timestamp\n"
@@ -425,6 +478,23 @@ TEST(EventLogColumns, RoundTripAndErrors) {
   r = EventLog::FromColumns(bad);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "event 1 of case A: empty activity");
+}
+
+TEST(EventLogColumns, TimeOutsideYearsOneTo9999IsRefused) {
+  EventColumns columns;
+  columns.case_ids = {"A", "A"};
+  columns.activities = {"x", "y"};
+  // 0001-01-01T00:00:00Z, then one microsecond before it.
+  columns.timestamps = {-62135596800LL * 1000000,
+                        -62135596800LL * 1000000 - 1};
+
+  auto r = EventLog::FromColumns(columns);
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            "event 1 of case A: time -62135596800000001 out of range "
+            "(expected a time in years 1 to 9999 UTC)");
 }
 
 TEST(EventLogRealData, HelpdeskCsvGz) {

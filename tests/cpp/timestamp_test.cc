@@ -95,6 +95,57 @@ TEST(ParseTimestamp, TwelveHourClockQuarterPastTwelveAm) {
   EXPECT_EQ(micros, (1640908800 + 900) * kSecond);
 }
 
+TEST(ParseTimestamp, InstantOutsideYearsOneTo9999IsRefused) {
+  TimeZone utc;
+  const char kExpected[] = " out of range (expected a time in years 1 to "
+                           "9999 UTC)";
+
+  // 00:30 at +01:00 on 0001-01-01 is 23:30Z in year 0; 23:30 at -01:00
+  // on 9999-12-31 is 00:30Z in year 10000.
+  auto early = ParseTimestamp("0001-01-01T00:30:00+01:00", "", utc);
+  auto late = ParseTimestamp("9999-12-31T23:30:00-01:00", "iso", utc);
+  auto formatted = ParseTimestamp("01/01/0001 00:30 +0100",
+                                  "%d/%m/%Y %H:%M %z", utc);
+
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.status().code(), Code::kParseError);
+  EXPECT_EQ(early.status().message(),
+            std::string("time \"0001-01-01T00:30:00+01:00\"") + kExpected);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().message(),
+            std::string("time \"9999-12-31T23:30:00-01:00\"") + kExpected);
+  ASSERT_FALSE(formatted.ok());
+  EXPECT_EQ(formatted.status().message(),
+            std::string("time \"01/01/0001 00:30 +0100\"") + kExpected);
+}
+
+TEST(ParseTimestamp, NaiveTimeMovedOutOfRangeByTheZoneIsRefused) {
+  // zoneinfo gives Tokyo its local mean time, +09:18:59, before 1888, so
+  // 0001-01-01 08:00 there is 0000-12-31T22:41:01Z, in year 0.
+  TimeZone tokyo = Zone("Asia/Tokyo");
+
+  auto t = ParseTimestamp("0001-01-01 08:00", "", tokyo);
+
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(),
+            "time \"0001-01-01 08:00\" out of range (expected a time in "
+            "years 1 to 9999 UTC)");
+}
+
+TEST(ParseTimestamp, FirstAndLastInstantsAreKept) {
+  TimeZone utc;
+
+  int64_t first = ParseMicros("0001-01-01T01:00:00+01:00", "", utc);
+  int64_t last = ParseMicros("9999-12-31T22:59:59.999999-01:00", "", utc);
+
+  // 0001-01-01T00:00:00Z is 62135596800 s before the epoch;
+  // 10000-01-01T00:00:00Z would be 253402300800 s after it.
+  EXPECT_EQ(first, -62135596800 * kSecond);
+  EXPECT_EQ(last, 253402300800 * kSecond - 1);
+  EXPECT_EQ(first, Timestamp::kMinMicros);
+  EXPECT_EQ(last, Timestamp::kMaxMicros);
+}
+
 TEST(ParseTimestamp, IsoWithOffsetsIgnoresTheZone) {
   TimeZone berlin = Zone("Europe/Berlin");
 

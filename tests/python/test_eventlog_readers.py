@@ -5,9 +5,18 @@ values.  Expected values are worked out by hand from the inputs written
 here.
 """
 
+import numpy as np
 import pandas as pd
+import pytest
 
+import crmflow
+from crmflow import _core
 from crmflow.analytics import EventLog
+
+# 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in microseconds.
+FIRST_MICROS = -62_135_596_800 * 10**6
+LAST_MICROS = 253_402_300_800 * 10**6 - 1
+OUT_OF_RANGE = "out of range (expected a time in years 1 to 9999 UTC)"
 
 
 def write(path, text):
@@ -70,3 +79,113 @@ class TestHourWithAmPm:
             "a": pd.Timestamp("2021-12-31T00:00:00Z"),
             "c": pd.Timestamp("2021-12-31T12:30:00Z"),
         } == times
+
+
+class TestTimeRange:
+    """
+    Times are kept in years 1 to 9999 UTC, so every log read can be
+    written and read back.
+    """
+
+    CSV = (
+        "case_id,activity,timestamp\n"
+        "a,x,0001-01-01T00:30:00+01:00\n"
+        "a,y,9999-12-31T22:59:59.999999-01:00\n"
+        "a,z,9999-12-31T23:30:00-01:00\n"
+    )
+
+    def test_csv_raise_names_the_first_bad_time(self, tmp_path):
+        """
+        0001-01-01T00:30:00+01:00 is in year 0 UTC: line 2, column 3.
+        """
+        path = write(tmp_path / "y.csv", self.CSV)
+
+        with pytest.raises(crmflow.ParseError) as info:
+            EventLog.from_csv(path)
+
+        assert (
+            f'{path}:2:3: time "0001-01-01T00:30:00+01:00" {OUT_OF_RANGE}'
+            == str(info.value)
+        )
+
+    def test_csv_collect_rejects_both_and_keeps_the_last_instant(
+        self, tmp_path
+    ):
+        """
+        Lines 2 and 4 are rejects; line 3 is 9999-12-31T23:59:59.999999Z.
+        """
+        path = write(tmp_path / "y.csv", self.CSV)
+
+        log = EventLog.from_csv(path, on_error="collect")
+
+        rejects = log.rejects
+        assert [2, 4] == rejects["line"].tolist()
+        assert [3, 3] == rejects["column"].tolist()
+        assert (
+            f'time "9999-12-31T23:30:00-01:00" {OUT_OF_RANGE}'
+            == rejects["reason"].iloc[1]
+        )
+        assert [LAST_MICROS] == (
+            log.to_dataframe()["time"].astype("int64").tolist()
+        )
+
+    def test_what_is_read_is_written_and_read_back(self, tmp_path):
+        """
+        The first and last instants survive to_csv and from_csv.
+        """
+        path = write(
+            tmp_path / "edge.csv",
+            "case_id,activity,timestamp\n"
+            "a,x,0001-01-01T01:00:00+01:00\n"
+            "a,y,9999-12-31T22:59:59.999999-01:00\n",
+        )
+        out = tmp_path / "edge.out.csv"
+
+        EventLog.from_csv(path).to_csv(out)
+        again = EventLog.from_csv(out, resource="resource",
+                                  lifecycle="lifecycle")
+
+        assert [FIRST_MICROS, LAST_MICROS] == (
+            again.to_dataframe()["time"].astype("int64").tolist()
+        )
+
+    def test_xes_refuses_an_instant_in_year_10000(self, tmp_path):
+        """
+        9999-12-31T23:30:00-01:00 is 10000-01-01T00:30Z: refused where
+        the date attribute starts, line 1, column 96.
+        """
+        path = write(
+            tmp_path / "y.xes",
+            '<log><trace><string key="concept:name" value="t"/><event>'
+            '<string key="concept:name" value="x"/>'
+            '<date key="time:timestamp" value="9999-12-31T23:30:00-01:00"/>'
+            "</event></trace></log>",
+        )
+
+        with pytest.raises(crmflow.ParseError) as info:
+            EventLog.from_xes(path)
+
+        assert (
+            f'{path}:1:96: trace t: time "9999-12-31T23:30:00-01:00" '
+            f"{OUT_OF_RANGE}" == str(info.value)
+        )
+
+    def test_codes_path_refuses_microseconds_outside_the_range(self):
+        """
+        The core's column input refuses one microsecond before year 1 and
+        one after year 9999, and keeps both ends.
+        """
+        def build(micros):
+            return _core.EventLog.from_codes(
+                np.array([0]), ["a"], np.array([0]), ["x"],
+                np.array([micros], dtype=np.int64),
+            )
+
+        for micros in (FIRST_MICROS - 1, LAST_MICROS + 1):
+            with pytest.raises(crmflow.InvalidArgumentError) as info:
+                build(micros)
+            assert f"event 0: time {micros} {OUT_OF_RANGE}" == str(
+                info.value
+            )
+        assert 1 == build(FIRST_MICROS).num_events
+        assert 1 == build(LAST_MICROS).num_events

@@ -178,8 +178,9 @@ class EventLog {
 
   // Builds a log from columns in memory.  Fails with kInvalidArgument when
   // a column's length differs from case_ids' ("column resources has 3
-  // values (expected 4, one per event)"), or for an empty case id or
-  // activity ("event 7: empty activity").
+  // values (expected 4, one per event)"), for an empty case id or
+  // activity ("event 7 of case A: empty activity"), or for a time outside
+  // years 1 to 9999 UTC (see TimeOutOfRange in timestamp.h).
   static StatusOr<EventLog> FromColumns(const EventColumns& columns);
 
   // Returns the events as columns, in log order (by case, then time), with
@@ -382,7 +383,8 @@ struct CsvEventLogOptions {
 
 // Reads a CSV event log (plain or gzip) through CsvReader.  The row number
 // of an event is its 0-based data record index.  A bad row (empty case id
-// or activity, unparseable time, wrong field count) fails the load with
+// or activity, unparseable time or one outside years 1 to 9999 UTC, wrong
+// field count) fails the load with
 // kParseError `file:line:column: what (expected ...)` under kRaise, or is
 // skipped and listed in `rejects` under kCollect; rows are never dropped
 // silently.  Fails with kNotFound naming the file when it does not exist,

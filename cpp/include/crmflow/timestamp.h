@@ -58,9 +58,16 @@ class TimeZone {
   std::shared_ptr<const Impl> impl_;
 };
 
+// Returns the reason given for an instant outside Timestamp::InRange:
+// `time WHAT out of range (expected a time in years 1 to 9999 UTC)`, where
+// `what` names the value (the quoted text read, or the microseconds).
+std::string TimeOutOfRange(std::string_view what);
+
 // Parses `text` with `format`; values without offset are read in `zone`.
 // Fails with kParseError: `unparseable time "31/2/2016" (expected
-// %d/%m/%Y %H:%M)`; the caller adds file:line:column.
+// %d/%m/%Y %H:%M)`, or TimeOutOfRange for a value whose instant is
+// outside years 1 to 9999 UTC ("0001-01-01T00:30:00+01:00" is in year 0);
+// the caller adds file:line:column.
 StatusOr<Timestamp> ParseTimestamp(std::string_view text,
                                    std::string_view format,
                                    const TimeZone& zone);

@@ -71,7 +71,20 @@ class Decimal {
 // A UTC instant in microseconds since 1970-01-01T00:00:00Z.  The supported
 // range is years 0001 to 9999.
 struct Timestamp {
+  // The first and the last supported instant: 0001-01-01T00:00:00Z and
+  // 9999-12-31T23:59:59.999999Z.
+  static constexpr int64_t kMinMicros = -62135596800LL * 1000000;
+  static constexpr int64_t kMaxMicros = 253402300800LL * 1000000 - 1;
+
   int64_t micros = 0;
+
+  // Returns true when the instant lies in years 1 to 9999 UTC, the range
+  // ToIso writes as four-digit years and ParseIso reads back.  Readers of
+  // external data refuse instants outside it (an offset can carry a time
+  // written in year 1 or 9999 across the boundary).
+  bool InRange() const {
+    return micros >= kMinMicros && micros <= kMaxMicros;
+  }
 
   bool operator==(const Timestamp& o) const { return micros == o.micros; }
   bool operator<(const Timestamp& o) const { return micros < o.micros; }

@@ -42,9 +42,10 @@ namespace crmflow {
 // naming the path when it cannot be opened, and with kParseError
 // `path:line:column: what (expected ...)` for malformed XML (Expat's
 // message), a broken gzip stream, a trace or event without concept:name,
-// an event without time:timestamp, an unparseable timestamp, or a piece of
-// markup (a tag with its attribute values, a comment) over 256 MiB, which
-// is refused where it starts rather than held in memory whole.
+// an event without time:timestamp, an unparseable timestamp or one outside
+// years 1 to 9999 UTC, or a piece of markup (a tag with its attribute
+// values, a comment) over 256 MiB, which is refused where it starts rather
+// than held in memory whole.
 StatusOr<EventLog> ReadXesEventLog(const std::string& path);
 
 // Same, from XES text in memory (plain, or gzip bytes); `name` stands for
