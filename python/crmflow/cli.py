@@ -22,7 +22,9 @@ Commands::
 ``demo`` imports the bundled samples (Olist orders and reviews, ServiceNow
 incidents) into ``crmflow-demo.db`` in the working directory (or
 ``--db``) and prints what each import did and the report; running it
-again skips everything already imported.  Every command has ``--help``.
+again adds nothing (the summaries then count as skipped the creations,
+transitions and deviations already stored).  Every command has
+``--help``.
 Errors print one line ``crmflow: error: ...`` on stderr and exit with
 status 1 (2 for bad arguments).  ``check`` prints the data quality
 report and exits with status 3 when it found problems.
@@ -623,7 +625,8 @@ def _parser() -> argparse.ArgumentParser:
         help="import the bundled samples and print the report",
         description="Import the bundled Olist orders and reviews and the "
         "ServiceNow incidents into a SQLite file and print the report. "
-        "Running it again skips what was imported.",
+        "Running it again adds nothing: what the first run stored is "
+        "counted as skipped.",
     )
     d.add_argument(
         "--db",

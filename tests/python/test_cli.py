@@ -118,6 +118,43 @@ class TestDemo:
             if line.startswith(("olist-orders:", "servicenow-incidents:")):
                 assert " 0 skipped" not in line
 
+    def test_second_run_counts(self, demo_db):
+        """
+        The second run's skipped count is what the first run stored
+        (creations, transitions, deviations), not rows; status rows that
+        repeat the state store nothing and count as unchanged again; the
+        report is the same.
+        """
+        _, first, second = demo_db
+
+        def counts(out):
+            found = {}
+            for line in out.splitlines():
+                name, sep, rest = line.partition(": ")
+                if sep and name in ("olist-orders", "olist-reviews",
+                                    "servicenow-incidents"):
+                    figures = rest.split(": ", 1)[1]
+                    found[name] = {
+                        word: int(n) for n, word in
+                        (f.split(" ", 1) for f in figures.split(", "))
+                    }
+            return found
+
+        a, b = counts(first.stdout), counts(second.stdout)
+        report_a = first.stdout.split("\n\n", 1)[1]
+        report_b = second.stdout.split("\n\n", 1)[1]
+
+        assert 3 == len(a) == len(b)
+        for name in a:
+            stored = a[name]["created"] + a[name]["events"] \
+                + a[name]["deviations"]
+            assert stored == b[name]["skipped"], name
+            assert a[name]["unchanged"] == b[name]["unchanged"], name
+            assert a[name]["rows"] == b[name]["rows"], name
+            assert 0 == b[name]["created"] + b[name]["events"] \
+                + b[name]["deviations"] + b[name]["inferred"], name
+        assert report_a == report_b
+
     def test_default_path(self, tmp_path):
         """
         Without --db the demo writes crmflow-demo.db in the working
