@@ -2196,10 +2196,9 @@ def what_if(
             values as they were then (a priority raised mid-case
             re-selects the SLA policy); an empty value is no change.
             ``"first"`` gives each case its first non-missing value of
-            each attribute and replays no change (the behaviour before
-            0.2.0).  ``"replay"`` is the default because a log records
-            each value as it was at its event; ``"first"`` reproduces
-            the figures of 0.1.  See :mod:`crmflow.whatif`.
+            each attribute and replays no change.  ``"replay"`` is the
+            default because a log records each value as it was at its
+            event.  See :mod:`crmflow.whatif`.
 
     Returns:
         A :class:`WhatIfResult`.
@@ -2224,8 +2223,6 @@ def what_if(
         r.breaches            # policy, priority, before, after, change
 
     .. versionadded:: 0.1.0
-    .. versionchanged:: 0.2.0
-       ``attributes``; attribute changes are replayed by default.
     """
     a = _scenario(baseline, "baseline")
     b = _scenario(changed, "changed")

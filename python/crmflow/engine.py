@@ -428,11 +428,7 @@ class Engine(_core.Engine):
     and up to 50 tries, before ``StoreError``: keep explicit transactions
     short.
 
-    .. versionchanged:: 0.2.0
-       ``fire`` returns the state after the whole call (it returned the
-       state its own transition entered); ``close()`` rolls back another
-       thread's open transaction instead of waiting for it, and
-       ``rollback()`` ends one whose thread has exited.
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -1040,8 +1036,6 @@ class Engine(_core.Engine):
         (known: draft, submitted, approved)``.
 
         .. versionadded:: 0.1.0
-        .. versionchanged:: 0.2.0
-           Python rules are checked too.
         """
         problems = list(_core.rules_validate(self))
         approvals = getattr(self, "_approvals", None)

@@ -153,7 +153,7 @@ class ConditionSet:
                           {"amount": "decimal", "tier": "text"})
         cs.count([{"amount": Decimal("150"), "tier": "gold"}])   # [1]
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     def __init__(

@@ -93,8 +93,7 @@ class Problem(NamedTuple):
             (worth a look: guards that cannot be proven exclusive, exits
             from a terminal state).
 
-    .. versionchanged:: 0.2.0
-       Added ``severity``.
+    .. versionadded:: 0.1.0
     """
 
     kind: str
@@ -385,8 +384,7 @@ class Workflow:
         cannot see into (a Python guard, a function call, arithmetic)
         gives an ``unproven_exclusive`` note instead.
 
-        .. versionchanged:: 0.2.0
-           Guard overlap, invalid guards and severities.
+        .. versionadded:: 0.1.0
         """
         return [
             Problem(
