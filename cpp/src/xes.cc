@@ -208,6 +208,7 @@ bool IsAttributeElement(std::string_view n) {
 struct PendingEvent {
   std::string activity;
   bool has_activity = false;
+  int64_t activity_line = 0, activity_column = 0;
   std::string time_text;
   bool has_time = false;
   int64_t time_line = 0, time_column = 0;
@@ -430,6 +431,8 @@ class XesParser {
             value != nullptr) {
           trace_name_ = value;
           has_trace_name_ = true;
+          trace_name_line_ = XML_GetCurrentLineNumber(parser_);
+          trace_name_column_ = XML_GetCurrentColumnNumber(parser_) + 1;
         }
       }
       return;
@@ -451,6 +454,8 @@ class XesParser {
       if (k == "concept:name") {
         ev.activity = value;
         ev.has_activity = true;
+        ev.activity_line = XML_GetCurrentLineNumber(parser_);
+        ev.activity_column = XML_GetCurrentColumnNumber(parser_) + 1;
       } else if (k == "time:timestamp") {
         ev.time_text = value;
         ev.has_time = true;
@@ -499,17 +504,34 @@ class XesParser {
     --depth_;
   }
 
+  // Adds the trace's events; the trace name may come after them, so the
+  // checks that name the case are made here, as the CSV reader makes them
+  // (empty case id, empty activity).
   void FinishTrace() {
-    if (!has_trace_name_ || trace_name_.empty()) {
+    if (!has_trace_name_) {
       Fail(Status(Code::kParseError,
                   At(trace_line_, trace_column_) +
                       ": trace without concept:name (expected a string "
                       "attribute with key concept:name)"));
       return;
     }
+    if (trace_name_.empty()) {
+      Fail(Status(Code::kParseError,
+                  At(trace_name_line_, trace_name_column_) +
+                      ": empty case id (expected a value in the trace's "
+                      "concept:name)"));
+      return;
+    }
     int32_t c = builder_.AddCase(trace_name_);
     for (size_t i = 0; i < num_pending_; ++i) {
       PendingEvent& ev = pending_[i];
+      if (ev.activity.empty()) {
+        Fail(Status(Code::kParseError,
+                    At(ev.activity_line, ev.activity_column) +
+                        ": empty activity in case " + trace_name_ +
+                        " (expected a value in the event's concept:name)"));
+        return;
+      }
       auto t = time_parser_.Parse(ev.time_text);
       if (!t.ok()) {
         Fail(Status(Code::kParseError, At(ev.time_line, ev.time_column) +
@@ -547,7 +569,8 @@ class XesParser {
   int event_depth_ = -1;
   std::string trace_name_;
   bool has_trace_name_ = false;
-  int64_t trace_line_ = 0, trace_column_ = 0;
+  int64_t trace_line_ = 0, trace_column_ = 0;  // where <trace> starts
+  int64_t trace_name_line_ = 0, trace_name_column_ = 0;
   std::vector<PendingEvent> pending_;
   size_t num_pending_ = 0;
   int64_t next_row_ = 0;

@@ -313,6 +313,58 @@ TEST(XesTest, ErrorsNameFileLineColumn) {
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
 }
 
+TEST(XesTest, EmptyOrMissingNamesAreRefusedWhereTheyAre) {
+  // An empty activity, named at its attribute (line 3, column 3) with the
+  // case, as the CSV reader words it.
+  auto empty_activity = ReadXesEventLogFromString(
+      "e.xes",
+      "<log><trace><string key=\"concept:name\" value=\"t1\"/>\n"
+      "<event>\n"
+      "  <string key=\"concept:name\" value=\"\"/>\n"
+      "  <date key=\"time:timestamp\" value=\"2021-01-01T00:00:00Z\"/>\n"
+      "</event></trace></log>\n");
+  // The same without a value attribute, and with the trace's name after
+  // its events.
+  auto no_value = ReadXesEventLogFromString(
+      "v.xes",
+      "<log><trace>\n"
+      "<event><string key=\"concept:name\"/>"
+      "<date key=\"time:timestamp\" value=\"2021-01-01T00:00:00Z\"/>"
+      "</event>\n"
+      "<string key=\"concept:name\" value=\"t2\"/></trace></log>\n");
+  // No concept:name at all in the event.
+  auto missing_activity = ReadXesEventLogFromString(
+      "m.xes",
+      "<log><trace><string key=\"concept:name\" value=\"t3\"/>\n"
+      " <event><date key=\"time:timestamp\" value=\"2021-01-01T00:00:00Z\""
+      "/></event>\n"
+      "</trace></log>\n");
+  // An empty case id: the trace's concept:name is "".
+  auto empty_case = ReadXesEventLogFromString(
+      "c.xes",
+      "<log>\n<trace>\n <string key=\"concept:name\" value=\"\"/>\n"
+      "</trace></log>\n");
+
+  ASSERT_FALSE(empty_activity.ok());
+  EXPECT_EQ(empty_activity.status().code(), Code::kParseError);
+  EXPECT_EQ(empty_activity.status().message(),
+            "e.xes:3:3: empty activity in case t1 (expected a value in the "
+            "event's concept:name)");
+  ASSERT_FALSE(no_value.ok());
+  EXPECT_EQ(no_value.status().message(),
+            "v.xes:2:8: empty activity in case t2 (expected a value in the "
+            "event's concept:name)");
+  ASSERT_FALSE(missing_activity.ok());
+  EXPECT_EQ(missing_activity.status().message(),
+            "m.xes:2:2: event without concept:name (expected a string "
+            "attribute with key concept:name)");
+  ASSERT_FALSE(empty_case.ok());
+  EXPECT_EQ(empty_case.status().code(), Code::kParseError);
+  EXPECT_EQ(empty_case.status().message(),
+            "c.xes:3:2: empty case id (expected a value in the trace's "
+            "concept:name)");
+}
+
 TEST(XesTest, TruncatedGzipFails) {
   std::FILE* f =
       std::fopen((kDataDir + "/analytics_c15_log1.xes.gz").c_str(), "rb");

@@ -189,3 +189,107 @@ class TestTimeRange:
             )
         assert 1 == build(FIRST_MICROS).num_events
         assert 1 == build(LAST_MICROS).num_events
+
+
+class TestXesNames:
+    """
+    An XES trace or event with an empty or missing concept:name is
+    refused with file:line:column, as CSV refuses an empty case id or
+    activity.
+    """
+
+    TIME = '<date key="time:timestamp" value="2021-01-01T00:00:00Z"/>'
+
+    def _refusal(self, tmp_path, text):
+        path = write(tmp_path / "n.xes", text)
+        with pytest.raises(crmflow.ParseError) as info:
+            EventLog.from_xes(path)
+        return str(info.value).replace(str(path), "n.xes")
+
+    def test_empty_activity(self, tmp_path):
+        """
+        concept:name "" of the event on line 3, column 3, in case t1.
+        """
+        text = (
+            '<log><trace><string key="concept:name" value="t1"/>\n'
+            "<event>\n"
+            '  <string key="concept:name" value=""/>\n'
+            f"  {self.TIME}\n"
+            "</event></trace></log>\n"
+        )
+
+        message = self._refusal(tmp_path, text)
+
+        assert (
+            "n.xes:3:3: empty activity in case t1 (expected a value in the "
+            "event's concept:name)" == message
+        )
+
+    def test_missing_activity(self, tmp_path):
+        """
+        An event with no concept:name: named where <event> starts.
+        """
+        text = (
+            '<log><trace><string key="concept:name" value="t1"/>\n'
+            f"<event>{self.TIME}</event></trace></log>\n"
+        )
+
+        message = self._refusal(tmp_path, text)
+
+        assert (
+            "n.xes:2:1: event without concept:name (expected a string "
+            "attribute with key concept:name)" == message
+        )
+
+    def test_empty_case_id(self, tmp_path):
+        """
+        concept:name "" of the trace (after its event), line 3, column 1.
+        """
+        text = (
+            "<log><trace>\n"
+            '<event><string key="concept:name" value="a"/>'
+            f"{self.TIME}</event>\n"
+            '<string key="concept:name" value=""/></trace></log>\n'
+        )
+
+        message = self._refusal(tmp_path, text)
+
+        assert (
+            "n.xes:3:1: empty case id (expected a value in the trace's "
+            "concept:name)" == message
+        )
+
+    def test_missing_case_id(self, tmp_path):
+        """
+        A trace with no concept:name: named where <trace> starts.
+        """
+        text = (
+            "<log>\n"
+            '  <trace><event><string key="concept:name" value="a"/>'
+            f"{self.TIME}</event></trace></log>\n"
+        )
+
+        message = self._refusal(tmp_path, text)
+
+        assert (
+            "n.xes:2:3: trace without concept:name (expected a string "
+            "attribute with key concept:name)" == message
+        )
+
+    def test_what_csv_refuses_xes_refuses(self, tmp_path):
+        """
+        The same empty activity is refused by from_csv too (line 2,
+        column 2).
+        """
+        path = write(
+            tmp_path / "e.csv",
+            "case_id,activity,timestamp\nt1,,2021-01-01T00:00:00Z\n",
+        )
+
+        with pytest.raises(crmflow.ParseError) as info:
+            EventLog.from_csv(path)
+
+        assert (
+            f"{path}:2:2: empty activity in case t1 (expected a value in "
+            "column activity)" == str(info.value)
+        )

@@ -5,8 +5,8 @@
 // through zlib) and parsed with Expat, so memory grows with the events
 // kept, not with the size of the file.  What is read:
 //
-//   trace  concept:name          -> the case id (required)
-//   event  concept:name          -> the activity (required)
+//   trace  concept:name          -> the case id (required, non-empty)
+//   event  concept:name          -> the activity (required, non-empty)
 //          time:timestamp        -> the timestamp (required; ISO 8601 with
 //                                   offset, values without one are UTC)
 //          org:resource          -> the resource (optional)
@@ -41,11 +41,13 @@ namespace crmflow {
 // Reads the XES file at `path` (plain or gzip).  Fails with kNotFound
 // naming the path when it cannot be opened, and with kParseError
 // `path:line:column: what (expected ...)` for malformed XML (Expat's
-// message), a broken gzip stream, a trace or event without concept:name,
-// an event without time:timestamp, an unparseable timestamp or one outside
-// years 1 to 9999 UTC, or a piece of markup (a tag with its attribute
-// values, a comment) over 256 MiB, which is refused where it starts rather
-// than held in memory whole.
+// message), a broken gzip stream, a trace or event without concept:name
+// or with an empty one (named at the attribute, in the CSV reader's words:
+// `empty case id`, `empty activity in case X`), an event without
+// time:timestamp, an unparseable timestamp or one outside years 1 to 9999
+// UTC, or a piece of markup (a tag with its attribute values, a comment)
+// over 256 MiB, which is refused where it starts rather than held in
+// memory whole.
 StatusOr<EventLog> ReadXesEventLog(const std::string& path);
 
 // Same, from XES text in memory (plain, or gzip bytes); `name` stands for
