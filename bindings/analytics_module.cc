@@ -353,10 +353,6 @@ SharedLog FromCodes(py::handle case_codes, py::handle case_names,
     for (const std::string& a : attr_names) attr_cols.push_back(b.AddAttribute(a));
     for (const std::string& c : all_cases) b.AddCase(c);
     std::vector<int32_t> case_index(cs.names.size(), -1);
-    std::vector<Lifecycle> lifecycle(lcs.names.size());
-    for (size_t k = 0; k < lcs.names.size(); ++k) {
-      lifecycle[k] = ParseLifecycle(lcs.names[k]);
-    }
     const int64_t* rp = res.present ? res.codes.data() : nullptr;
     const int64_t* lp = lcs.present ? lcs.codes.data() : nullptr;
     const int64_t* rowp = rows.is_none() ? nullptr : row_arr.data();
@@ -365,8 +361,8 @@ SharedLog FromCodes(py::handle case_codes, py::handle case_names,
       if (ci < 0) ci = b.AddCase(cs.names[cp[i]]);
       std::string_view resource;
       if (rp != nullptr && rp[i] >= 0) resource = res.names[rp[i]];
-      Lifecycle lc = Lifecycle::kNone;
-      if (lp != nullptr && lp[i] >= 0) lc = lifecycle[lp[i]];
+      std::string_view lc;
+      if (lp != nullptr && lp[i] >= 0) lc = lcs.names[lp[i]];
       b.AddEvent(ci, acts.names[ap[i]], Timestamp{tp[i]}, resource, lc,
                  rowp != nullptr ? rowp[i] : static_cast<int64_t>(i));
       for (size_t k = 0; k < attrs.size(); ++k) {
@@ -398,17 +394,10 @@ py::dict ToColumns(const EventLog& log) {
           ? Coded(std::vector<int32_t>(static_cast<size_t>(n), -1),
                   log.resources())
           : Coded(log.resource_column(), log.resources());
+  // Lifecycles as their texts, as read.
   std::vector<int32_t> lc(n);
-  for (int64_t e = 0; e < n; ++e) {
-    lc[e] = log.lifecycle(e) == Lifecycle::kNone
-                ? -1
-                : static_cast<int32_t>(log.lifecycle(e)) - 1;
-  }
-  py::list lc_names;
-  lc_names.append("start");
-  lc_names.append("complete");
-  lc_names.append("other");
-  d["lifecycle"] = py::make_tuple(Array(lc), lc_names);
+  for (int64_t e = 0; e < n; ++e) lc[e] = log.lifecycle_id(e);
+  d["lifecycle"] = Coded(lc, log.lifecycle_names());
   d["time"] = Array(log.time_column());
   d["row"] = [&] {
     if (!log.row_column().empty()) return Array(log.row_column());

@@ -230,9 +230,19 @@ int32_t EventLogBuilder::AddCase(std::string_view id) {
   return last_case_;
 }
 
+uint32_t EventLogBuilder::LifecycleCode(std::string_view text) {
+  // Blank text is no lifecycle, as ParseLifecycle reads it.
+  if (TrimBlanks(text).empty()) return 0;
+  const int32_t id = log_.lifecycle_names_.Intern(text);
+  if (static_cast<size_t>(id) == log_.lifecycle_kinds_.size()) {
+    log_.lifecycle_kinds_.push_back(ParseLifecycle(text));
+  }
+  return static_cast<uint32_t>(id) + 1;
+}
+
 void EventLogBuilder::AddEvent(int32_t case_index, std::string_view activity,
                                Timestamp time, std::string_view resource,
-                               Lifecycle lifecycle, int64_t row) {
+                               std::string_view lifecycle, int64_t row) {
   // The optional columns are materialised at their first non-default
   // value; until then they are empty (see EventLog::resource_column).
   const size_t e = log_.times_.size();
@@ -247,11 +257,23 @@ void EventLogBuilder::AddEvent(int32_t case_index, std::string_view activity,
     log_.resources_.push_back(
         resource.empty() ? -1 : log_.resource_names_.Intern(resource));
   }
-  if (lifecycle != Lifecycle::kNone || !log_.lifecycles_.empty()) {
-    if (log_.lifecycles_.size() < e) {
-      Materialise(&log_.lifecycles_, e, capacity, Lifecycle::kNone);
-    }
-    log_.lifecycles_.push_back(lifecycle);
+  const uint32_t code = lifecycle.empty() ? 0 : LifecycleCode(lifecycle);
+  std::vector<uint8_t>& narrow = log_.lifecycles_;
+  std::vector<uint32_t>& wide = log_.wide_lifecycles_;
+  if (code > 0xFF && wide.empty()) {
+    // The 256th distinct text: the codes no longer fit a byte.  An earlier
+    // event had a lifecycle, so the byte column holds e codes.
+    std::vector<uint32_t> codes;
+    codes.reserve(capacity);
+    codes.assign(narrow.begin(), narrow.end());
+    wide.swap(codes);
+    std::vector<uint8_t>().swap(narrow);
+  }
+  if (!wide.empty()) {
+    wide.push_back(code);
+  } else if (code != 0 || !narrow.empty()) {
+    if (narrow.size() < e) Materialise<uint8_t>(&narrow, e, capacity, 0);
+    narrow.push_back(static_cast<uint8_t>(code));
   }
   if (row != static_cast<int64_t>(e) || !log_.rows_.empty()) {
     if (log_.rows_.size() < e) {
@@ -330,6 +352,7 @@ EventLog EventLogBuilder::Build() && {
     Permute(&log.times_, order);
     Permute(&log.resources_, order);
     Permute(&log.lifecycles_, order);
+    Permute(&log.wide_lifecycles_, order);
     if (log.rows_.empty()) {
       log.rows_.assign(order.begin(), order.end());
     } else {
@@ -349,6 +372,7 @@ EventLog EventLogBuilder::Build() && {
   Trim(&log.times_);
   Trim(&log.resources_);
   Trim(&log.lifecycles_);
+  Trim(&log.wide_lifecycles_);
   Trim(&log.rows_);
   for (auto& a : log.attributes_) Trim(&a.values);
   log.case_offsets_ = std::move(offsets);
@@ -471,8 +495,8 @@ StatusOr<EventLog> EventLog::FromColumns(const EventColumns& columns) {
                columns.resources.empty() ? std::string_view()
                                          : columns.resources[e],
                columns.lifecycles.empty()
-                   ? Lifecycle::kNone
-                   : ParseLifecycle(columns.lifecycles[e]),
+                   ? std::string_view()
+                   : std::string_view(columns.lifecycles[e]),
                columns.rows.empty() ? static_cast<int64_t>(e)
                                     : columns.rows[e]);
     for (size_t i = 0; i < attr.size(); ++i) {
@@ -501,7 +525,7 @@ EventColumns EventLog::ToColumns() const {
   for (int64_t e = 0; e < n; ++e) {
     out.activities.push_back(activity_name(activities_[e]));
     out.resources.emplace_back(resource_name(resource(e)));
-    out.lifecycles.emplace_back(LifecycleName(lifecycle(e)));
+    out.lifecycles.emplace_back(lifecycle_text(e));
     out.rows.push_back(row(e));
   }
   for (int i = 0; i < num_attributes(); ++i) {
@@ -648,8 +672,8 @@ StatusOr<LoadedEventLog> ReadCsv(CsvReader* reader,
     b.AddEvent(c, activity, t.value(),
                resource_col >= 0 ? std::string_view(fields[resource_col])
                                  : std::string_view(),
-               lifecycle_col >= 0 ? ParseLifecycle(fields[lifecycle_col])
-                                  : Lifecycle::kNone,
+               lifecycle_col >= 0 ? std::string_view(fields[lifecycle_col])
+                                  : std::string_view(),
                record);
     for (size_t i = 0; i < attr.size(); ++i) {
       const std::string& v = fields[attr_cols[i]];
@@ -737,7 +761,7 @@ std::string EventLogToCsv(const EventLog& log, char delimiter) {
       out.push_back(delimiter);
       AppendField(&out, log.resource_name(log.resource(e)), delimiter);
       out.push_back(delimiter);
-      out.append(LifecycleName(log.lifecycle(e)));
+      AppendField(&out, log.lifecycle_text(e), delimiter);
       for (int i = 0; i < log.num_attributes(); ++i) {
         out.push_back(delimiter);
         AppendField(&out, log.attribute(i, e), delimiter);

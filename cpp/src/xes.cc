@@ -539,8 +539,8 @@ class XesParser {
                                            t.status().message()));
         return;
       }
-      builder_.AddEvent(c, ev.activity, t.value(), ev.resource,
-                        ParseLifecycle(ev.lifecycle), ev.row);
+      builder_.AddEvent(c, ev.activity, t.value(), ev.resource, ev.lifecycle,
+                        ev.row);
       for (size_t k = 0; k < ev.num_attrs; ++k) {
         builder_.SetAttribute(ev.attrs[k].first, ev.attrs[k].second);
       }

@@ -145,6 +145,29 @@ TEST(AnalyticsC14, ActivityInstancesFromStartComplete) {
   EXPECT_EQ(Rework(log).cases_with_rework, 0);
 }
 
+TEST(AnalyticsInstances, LetterCaseOfStartAndCompleteDoesNotMatter) {
+  // "Start" / "COMPLETE" pair as start / complete do; "suspend" is other,
+  // an atomic instance of its own, as before texts were kept.
+  EventLogBuilder b;
+  int32_t c = b.AddCase("C");
+  auto at = [](int s) { return Timestamp{int64_t{s} * 1000000}; };
+  b.AddEvent(c, "Call", at(0), "", "Start", 0);
+  b.AddEvent(c, "Call", at(5), "", "suspend", 1);
+  b.AddEvent(c, "Call", at(30), "", "COMPLETE", 2);
+  EventLog log = std::move(b).Build();
+
+  InstanceAnalysis ia = ActivityInstances(log);
+
+  EXPECT_EQ(log.lifecycle_text(0), "Start");
+  EXPECT_EQ(log.lifecycle_text(2), "COMPLETE");
+  EXPECT_EQ(log.lifecycle(1), Lifecycle::kOther);
+  ASSERT_EQ(ia.instances.size(), 2u);
+  EXPECT_EQ(ia.instances[0].kind, InstanceKind::kPaired);
+  EXPECT_EQ(ia.instances[0].duration(), 30.0);
+  EXPECT_EQ(ia.instances[1].kind, InstanceKind::kAtomic);
+  EXPECT_EQ(ia.instances[1].start, at(5));
+}
+
 TEST(AnalyticsInstances, FifoMatchingAndCompleteWithoutStart) {
   EventLogBuilder b;
   int32_t c = b.AddCase("C");

@@ -455,8 +455,9 @@ TEST(EventLogColumns, RoundTripAndErrors) {
   EXPECT_EQ(out.activities, (std::vector<std::string>{"w", "y", "x"}));
   EXPECT_EQ(out.timestamps, (std::vector<int64_t>{1000000, 2000000, 1000000}));
   EXPECT_EQ(out.resources, (std::vector<std::string>{"r2", "r1", ""}));
+  // Lifecycle texts come back as given, letter case included.
   EXPECT_EQ(out.lifecycles,
-            (std::vector<std::string>{"complete", "", "start"}));
+            (std::vector<std::string>{"COMPLETE", "", "start"}));
   EXPECT_EQ(out.rows, (std::vector<int64_t>{2, 0, 1}));
   EXPECT_EQ(out.attribute_values[0], (std::vector<std::string>{"3", "1", ""}));
   auto again = EventLog::FromColumns(out);
@@ -523,6 +524,103 @@ TEST(EventLogRealData, HelpdeskCsvGz) {
   EXPECT_EQ(Variants(log).size(), 226u);
 }
 
+TEST(EventLogLifecycle, TextsAreKeptAsReadAndKindsFollowThem) {
+  // Rows out of time order, so the lifecycle column is permuted by Build.
+  std::string csv =
+      "case_id,activity,timestamp,lc\n"
+      "A,Review,2026-01-01T00:00:07Z,\"custom, text\"\n"
+      "A,Review,2026-01-01T00:00:00Z,schedule\n"
+      "A,Review,2026-01-01T00:00:01Z,Start\n"
+      "A,Review,2026-01-01T00:00:02Z,suspend\n"
+      "A,Review,2026-01-01T00:00:03Z,resume\n"
+      "A,Review,2026-01-01T00:00:04Z,COMPLETE\n"
+      "A,Close,2026-01-01T00:00:05Z,\n"
+      "A,Close,2026-01-01T00:00:06Z,start\n";
+  CsvEventLogOptions o;
+  o.lifecycle_column = "lc";
+
+  auto loaded = ReadCsvEventLogFromString("lc.csv", csv, o);
+
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_events(), 8);
+  const std::vector<std::string> texts = {
+      "schedule", "Start", "suspend", "resume", "COMPLETE", "", "start",
+      "custom, text"};
+  const std::vector<Lifecycle> kinds = {
+      Lifecycle::kOther, Lifecycle::kStart,    Lifecycle::kOther,
+      Lifecycle::kOther, Lifecycle::kComplete, Lifecycle::kNone,
+      Lifecycle::kStart, Lifecycle::kOther};
+  for (int64_t e = 0; e < 8; ++e) {
+    EXPECT_EQ(log.lifecycle_text(e), texts[e]) << "event " << e;
+    EXPECT_EQ(log.lifecycle(e), kinds[e]) << "event " << e;
+  }
+  // Seven distinct texts in order of first appearance in the file; "Start"
+  // and "start" are two texts of one kind.
+  EXPECT_EQ(log.lifecycle_names().strings(),
+            (std::vector<std::string>{"custom, text", "schedule", "Start",
+                                      "suspend", "resume", "COMPLETE",
+                                      "start"}));
+  EXPECT_EQ(log.lifecycle_id(5), -1);
+  EXPECT_EQ(log.lifecycle_kind(log.lifecycle_id(1)), Lifecycle::kStart);
+  EXPECT_EQ(log.lifecycle_column_bytes(), 8u);
+  EXPECT_EQ(log.ToColumns().lifecycles, texts);
+  EXPECT_EQ(EventLogToCsv(log),
+            "case_id,activity,timestamp,resource,lifecycle\n"
+            "A,Review,2026-01-01T00:00:00.000000Z,,schedule\n"
+            "A,Review,2026-01-01T00:00:01.000000Z,,Start\n"
+            "A,Review,2026-01-01T00:00:02.000000Z,,suspend\n"
+            "A,Review,2026-01-01T00:00:03.000000Z,,resume\n"
+            "A,Review,2026-01-01T00:00:04.000000Z,,COMPLETE\n"
+            "A,Close,2026-01-01T00:00:05.000000Z,,\n"
+            "A,Close,2026-01-01T00:00:06.000000Z,,start\n"
+            "A,Review,2026-01-01T00:00:07.000000Z,,\"custom, text\"\n");
+}
+
+TEST(EventLogLifecycle, ColumnsRoundTripKeepsTexts) {
+  EventColumns columns;
+  columns.case_ids = {"A", "A", "A"};
+  columns.activities = {"x", "x", "y"};
+  columns.timestamps = {1, 2, 3};
+  columns.lifecycles = {"assign", "ate_abort", " "};
+
+  auto log = EventLog::FromColumns(columns);
+
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  // Blanks are no lifecycle, as ParseLifecycle reads them.
+  EXPECT_EQ(log->ToColumns().lifecycles,
+            (std::vector<std::string>{"assign", "ate_abort", ""}));
+  EXPECT_EQ(log->lifecycle(2), Lifecycle::kNone);
+  EXPECT_EQ(log->lifecycle_names().size(), 2);
+}
+
+TEST(EventLogLifecycle, OverTwoHundredFiftyFiveTextsWidenTheColumn) {
+  // 300 distinct texts "lc299" ... "lc0", added latest first, then one
+  // event without lifecycle (time 300) and one "start" (time 301).
+  EventLogBuilder b;
+  int32_t c = b.AddCase("A");
+  for (int i = 299; i >= 0; --i) {
+    b.AddEvent(c, "x", Timestamp{i}, "", "lc" + std::to_string(i), 299 - i);
+  }
+  b.AddEvent(c, "x", Timestamp{300}, "", "", 300);
+  b.AddEvent(c, "y", Timestamp{301}, "", "start", 301);
+
+  EventLog log = std::move(b).Build();
+
+  ASSERT_EQ(log.num_events(), 302);
+  EXPECT_EQ(log.lifecycle_names().size(), 301);
+  EXPECT_EQ(log.lifecycle_column_bytes(), 302u * 4);
+  // Sorted by time: event i is "lc" + i for i < 300.
+  for (int64_t e = 0; e < 300; ++e) {
+    ASSERT_EQ(log.lifecycle_text(e), "lc" + std::to_string(e));
+    ASSERT_EQ(log.lifecycle(e), Lifecycle::kOther);
+  }
+  EXPECT_EQ(log.lifecycle_text(300), "");
+  EXPECT_EQ(log.lifecycle(300), Lifecycle::kNone);
+  EXPECT_EQ(log.lifecycle_text(301), "start");
+  EXPECT_EQ(log.lifecycle(301), Lifecycle::kStart);
+}
+
 TEST(LifecycleTest, Parse) {
   EXPECT_EQ(ParseLifecycle(""), Lifecycle::kNone);
   EXPECT_EQ(ParseLifecycle(" Start "), Lifecycle::kStart);
@@ -543,7 +641,7 @@ TEST(EventLogColumnsStored, NoResourceLifecycleOrRowColumnWhenAllDefault) {
   const EventLog& log = loaded->log;
   ASSERT_EQ(log.num_events(), 3);
   EXPECT_TRUE(log.resource_column().empty());
-  EXPECT_TRUE(log.lifecycle_column().empty());
+  EXPECT_EQ(log.lifecycle_column_bytes(), 0u);
   // Grouped and time-sorted input with rows 0, 1, 2: nothing to store.
   EXPECT_TRUE(log.row_column().empty());
   for (int64_t e = 0; e < 3; ++e) {
@@ -586,7 +684,7 @@ TEST(EventLogColumnsStored, FirstResourceOnFifthEventFillsTheEarlierOnes) {
     EXPECT_EQ(log.resource(e), e == 4 ? eve : -1) << "event " << e;
   }
   EXPECT_EQ(log.resource_name(log.resource(4)), "eve");
-  ASSERT_EQ(log.lifecycle_column().size(), 6u);
+  EXPECT_EQ(log.lifecycle_column_bytes(), 6u);  // one byte per event
   EXPECT_EQ(log.lifecycle(1), Lifecycle::kNone);
   EXPECT_EQ(log.lifecycle(2), Lifecycle::kStart);
   EXPECT_EQ(log.lifecycle(3), Lifecycle::kNone);
@@ -736,7 +834,7 @@ TEST(EventLogColumnsStored, ColumnsKeepNoGrowthSlack) {
   EXPECT_EQ(log.row_column().capacity(), 3002u);  // SR-X was reordered
   EXPECT_TRUE(log.resource_column().empty());
   EXPECT_EQ(log.resource_column().capacity(), 0u);
-  EXPECT_EQ(log.lifecycle_column().capacity(), 0u);
+  EXPECT_EQ(log.lifecycle_column_bytes(), 0u);
 }
 
 }  // namespace

@@ -293,3 +293,117 @@ class TestXesNames:
             f"{path}:2:2: empty activity in case t1 (expected a value in "
             "column activity)" == str(info.value)
         )
+
+
+class TestLifecycleText:
+    """
+    Lifecycle values are kept as read; start and complete still pair
+    into activity instances, in any letter case.
+    """
+
+    TEXTS = ["schedule", "assign", "start", "suspend", "resume",
+             "ate_abort", "complete", "Reviewed, twice"]
+
+    def _xes(self, tmp_path, texts):
+        event = (
+            '<event><string key="concept:name" value="A"/>'
+            '<date key="time:timestamp" value="2021-01-01T00:00:0{i}Z"/>'
+            "{lc}</event>"
+        )
+        lc = '<string key="lifecycle:transition" value="{}"/>'
+        body = "".join(
+            event.format(i=i, lc=lc.format(t) if t is not None else "")
+            for i, t in enumerate(texts)
+        )
+        return write(
+            tmp_path / "lc.xes",
+            '<log><trace><string key="concept:name" value="t"/>'
+            + body + "</trace></log>",
+        )
+
+    def test_xes_values_reach_the_dataframe(self, tmp_path):
+        """
+        Every XES lifecycle value comes back as written, one per event.
+        """
+        log = EventLog.from_xes(self._xes(tmp_path, self.TEXTS))
+
+        values = log.to_dataframe()["lifecycle"].astype(str).tolist()
+
+        assert self.TEXTS == values
+
+    def test_csv_round_trip_keeps_the_values(self, tmp_path):
+        """
+        to_csv writes the values (quoting the comma) and from_csv reads
+        them back.
+        """
+        out = tmp_path / "lc.csv"
+        EventLog.from_xes(self._xes(tmp_path, self.TEXTS)).to_csv(out)
+
+        again = EventLog.from_csv(out, resource="resource",
+                                  lifecycle="lifecycle")
+
+        assert '"Reviewed, twice"' in out.read_text()
+        assert self.TEXTS == (
+            again.to_dataframe()["lifecycle"].astype(str).tolist()
+        )
+
+    def test_pairing_is_unchanged(self, tmp_path):
+        """
+        start at 2 s and complete at 6 s pair (4 s); the six other events
+        are atomic, without duration: seven instances.
+        """
+        log = EventLog.from_xes(self._xes(tmp_path, self.TEXTS))
+
+        inst = log.activity_instances()
+
+        assert 7 == len(inst)
+        assert [4.0] == inst["duration"].dropna().tolist()
+
+    def test_letter_case_kept_and_still_paired(self, tmp_path):
+        """
+        "Start" at 0 s and "COMPLETE" at 2 s keep their case and pair
+        (2 s); the event at 1 s without lifecycle is missing (NaN) and
+        atomic (no duration).
+        """
+        log = EventLog.from_xes(
+            self._xes(tmp_path, ["Start", None, "COMPLETE"])
+        )
+
+        df = log.to_dataframe()
+        inst = log.activity_instances()
+
+        assert ["Start", "COMPLETE"] == df["lifecycle"].dropna().tolist()
+        assert df["lifecycle"].isna().tolist() == [False, True, False]
+        assert 2 == len(inst)
+        assert 2.0 == inst["duration"].iloc[0]
+        assert [False, True] == inst["duration"].isna().tolist()
+
+    def test_dataframe_values_are_kept(self):
+        """
+        from_dataframe keeps "assign" and "Start"; None stays missing.
+        """
+        df = pd.DataFrame({
+            "case_id": ["a", "a", "a"],
+            "activity": ["x", "x", "y"],
+            "timestamp": [0, 60_000_000, 120_000_000],
+            "lc": ["assign", "Start", None],
+        })
+
+        log = EventLog.from_dataframe(df, lifecycle="lc")
+
+        out = log.to_dataframe()["lifecycle"]
+        assert ["assign", "Start"] == out.iloc[:2].tolist()
+        assert out.isna().tolist() == [False, False, True]
+
+    def test_no_lifecycle_gives_a_missing_column(self, tmp_path):
+        """
+        A log read without lifecycle still has the column, all missing.
+        """
+        path = write(
+            tmp_path / "plain.csv",
+            "case_id,activity,timestamp\na,x,2021-01-01T00:00:00Z\n",
+        )
+
+        df = EventLog.from_csv(path).to_dataframe()
+
+        assert df["lifecycle"].isna().tolist() == [True]

@@ -3,19 +3,22 @@
 // An EventLog holds the events of many cases (orders, tickets, service
 // requests) in contiguous column vectors, one entry per event: the activity
 // id, the timestamp (UTC microseconds), the resource id (or none), the
-// lifecycle transition (none / start / complete / other), the original row
-// number, and any number of optional text attribute columns.  The case of
-// an event is not stored per event: cases are contiguous, so one offset per
-// case says where each begins.  Activities, resources and attribute values
-// are interned: each distinct string is stored once and events refer to it
-// by a small integer id, so memory grows with the number of events kept,
-// not with the size of the input text.
+// lifecycle transition (its text as read, "start", "schedule", "Suspend",
+// or none; its kind none / start / complete / other follows from the
+// text), the original row number, and any number of optional text
+// attribute columns.  The case of an event is not stored per event: cases
+// are contiguous, so one offset per case says where each begins.
+// Activities, resources, lifecycle texts and attribute values are
+// interned: each distinct string is stored once and events refer to it by
+// a small integer id, so memory grows with the number of events kept, not
+// with the size of the input text.
 //
 // Memory holds only what the log has: the resource, lifecycle and row
 // columns stay empty while every event has the default (no resource, no
 // lifecycle, row == position), and columns are sized exactly, without
 // growth slack.  A log of activity and time only takes 12 bytes per event,
-// plus an offset and the interned id per case.
+// plus an offset and the interned id per case; a lifecycle column adds one
+// byte per event (four once a log has over 255 distinct lifecycle texts).
 //
 // Cases keep their string ids in order of first appearance and may have
 // zero events (the empty traces of an XES file).  The events of a case are
@@ -139,7 +142,8 @@ struct EventColumns {
   std::vector<int64_t> timestamps;      // required, UTC microseconds
   // Optional: empty vector, or one entry per event ("" = no resource).
   std::vector<std::string> resources;
-  // Optional: empty vector, or one entry per event (see ParseLifecycle).
+  // Optional: empty vector, or one entry per event: the lifecycle text,
+  // kept as given ("" or blanks = none; its kind is ParseLifecycle's).
   std::vector<std::string> lifecycles;
   // Optional: original row numbers; empty means 0, 1, 2 ... in input order.
   std::vector<int64_t> rows;
@@ -216,26 +220,50 @@ class EventLog {
   int32_t resource(int64_t e) const {
     return resources_.empty() ? -1 : resources_[e];
   }
+  // The lifecycle kind (ParseLifecycle of the text), kNone when the event
+  // has no lifecycle text.
   Lifecycle lifecycle(int64_t e) const {
-    return lifecycles_.empty() ? Lifecycle::kNone : lifecycles_[e];
+    const int32_t id = lifecycle_id(e);
+    return id < 0 ? Lifecycle::kNone : lifecycle_kinds_[id];
+  }
+  // The id of the event's lifecycle text in lifecycle_names(), -1 when it
+  // has none.
+  int32_t lifecycle_id(int64_t e) const {
+    if (!lifecycles_.empty()) return static_cast<int32_t>(lifecycles_[e]) - 1;
+    if (!wide_lifecycles_.empty()) {
+      return static_cast<int32_t>(wide_lifecycles_[e]) - 1;
+    }
+    return -1;
+  }
+  // The lifecycle text as read ("schedule", "Start"), "" when none.  A view
+  // into the log, valid while the log lives.
+  std::string_view lifecycle_text(int64_t e) const {
+    const int32_t id = lifecycle_id(e);
+    return id < 0 ? std::string_view()
+                  : std::string_view(lifecycle_names_.Get(id));
   }
   // The original row number (the input position when the source gave
   // none).
   int64_t row(int64_t e) const { return rows_.empty() ? e : rows_[e]; }
 
   // Whole columns, indexed by event (for fast scans).  The activity and
-  // time columns always hold num_events() entries.  The resource,
-  // lifecycle and row columns are empty when every event has the default
-  // (resource -1, Lifecycle::kNone, row(e) == e), and hold num_events()
-  // entries otherwise: test empty() before indexing them, or use the
-  // per-event accessors, which apply the defaults.
+  // time columns always hold num_events() entries.  The resource and row
+  // columns are empty when every event has the default (resource -1,
+  // row(e) == e), and hold num_events() entries otherwise: test empty()
+  // before indexing them, or use the per-event accessors, which apply the
+  // defaults.  Lifecycles are read through lifecycle_id() and its
+  // neighbours, whose column width depends on the log.
   const std::vector<int32_t>& activity_column() const { return activities_; }
   const std::vector<int64_t>& time_column() const { return times_; }
   const std::vector<int32_t>& resource_column() const { return resources_; }
-  const std::vector<Lifecycle>& lifecycle_column() const {
-    return lifecycles_;
-  }
   const std::vector<int64_t>& row_column() const { return rows_; }
+  // Returns the bytes allocated for the lifecycle column: 0 when no event
+  // has a lifecycle, else one per event while the log has at most 255
+  // distinct lifecycle texts and four per event beyond.
+  size_t lifecycle_column_bytes() const {
+    return lifecycles_.capacity() * sizeof(uint8_t) +
+           wide_lifecycles_.capacity() * sizeof(uint32_t);
+  }
   // num_cases() + 1 offsets into the event columns: case c holds events
   // [case_offsets()[c], case_offsets()[c + 1]).
   const std::vector<int64_t>& case_offsets() const { return case_offsets_; }
@@ -258,6 +286,12 @@ class EventLog {
   int32_t FindActivity(std::string_view name) const {
     return activity_names_.Find(name);
   }
+  // The distinct lifecycle texts, as read (letter case and blanks kept,
+  // so "Start" and "start" are two), in order of first appearance.
+  const StringPool& lifecycle_names() const { return lifecycle_names_; }
+  // Returns the kind of lifecycle text id `id` (never kNone).  Requires
+  // 0 <= id < lifecycle_names().size().
+  Lifecycle lifecycle_kind(int32_t id) const { return lifecycle_kinds_[id]; }
 
   // --- Attributes ----------------------------------------------------------
   int num_attributes() const { return static_cast<int>(attributes_.size()); }
@@ -294,10 +328,16 @@ class EventLog {
   // Optional columns: empty = every event has the default (see
   // resource_column()).
   std::vector<int32_t> resources_;
-  std::vector<Lifecycle> lifecycles_;
+  // Lifecycle codes: 0 = none, k = lifecycle_names_ id k - 1.  One byte
+  // per event (lifecycles_) while the log has at most 255 distinct texts,
+  // four (wide_lifecycles_) beyond; both empty when no event has one.
+  std::vector<uint8_t> lifecycles_;
+  std::vector<uint32_t> wide_lifecycles_;
   std::vector<int64_t> rows_;
   StringPool activity_names_;
   StringPool resource_names_;
+  StringPool lifecycle_names_;
+  std::vector<Lifecycle> lifecycle_kinds_;  // per lifecycle_names_ id
   std::vector<Attribute> attributes_;
 };
 
@@ -325,10 +365,19 @@ class EventLogBuilder {
   // new.  Case order is the order of first AddCase.
   int32_t AddCase(std::string_view id);
   // Appends an event of case `case_index` (from AddCase).  `resource` ""
-  // means none.  `row` is the original row number (the tie-breaker after
-  // the timestamp).
+  // means none.  `lifecycle` is the lifecycle text, kept as given ("" or
+  // blanks mean none; the kind is ParseLifecycle's).  `row` is the
+  // original row number (the tie-breaker after the timestamp).
   void AddEvent(int32_t case_index, std::string_view activity, Timestamp time,
-                std::string_view resource, Lifecycle lifecycle, int64_t row);
+                std::string_view resource, std::string_view lifecycle,
+                int64_t row);
+  // Same, with the lifecycle given by its kind, kept as the text
+  // LifecycleName(lifecycle).
+  void AddEvent(int32_t case_index, std::string_view activity, Timestamp time,
+                std::string_view resource, Lifecycle lifecycle, int64_t row) {
+    AddEvent(case_index, activity, time, resource,
+             std::string_view(LifecycleName(lifecycle)), row);
+  }
   // Sets attribute `column` (from AddAttribute) of the last added event.
   // Requires at least one AddEvent.
   void SetAttribute(int column, std::string_view value);
@@ -340,6 +389,10 @@ class EventLogBuilder {
   EventLog Build() &&;
 
  private:
+  // Returns the code of lifecycle text `text` (see EventLog::lifecycles_),
+  // interning it when new; 0 for none.
+  uint32_t LifecycleCode(std::string_view text);
+
   EventLog log_;
   int32_t last_case_ = -1;  // the case of the last AddCase
 };
@@ -397,7 +450,8 @@ StatusOr<LoadedEventLog> ReadCsvEventLogFromString(
     std::string name, std::string text, const CsvEventLogOptions& options);
 
 // Returns the log as CSV text: header case_id, activity, timestamp,
-// resource, lifecycle, then the attribute columns; timestamps as
+// resource, lifecycle (the text as read), then the attribute columns;
+// timestamps as
 // Timestamp::ToIso (UTC, microseconds); fields quoted (RFC 4180) when they
 // hold the delimiter, a quote, CR or LF.  Cases without events cannot be
 // represented and are left out.  Requires `delimiter` to be one of
