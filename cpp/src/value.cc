@@ -348,6 +348,12 @@ StatusOr<Timestamp> Timestamp::ParseIso(std::string_view text) {
   if (!t.ok()) return TimeError(text, "date or time out of range");
   Timestamp ts = *t;
   ts.micros -= offset_seconds * kMicrosPerSecond;
+  // The offset can carry a civil time in year 1 or 9999 out of the
+  // range that ToIso writes back (0001-01-01T00:30+01:00 is in year 0).
+  if (!ts.InRange()) {
+    return TimeError(text, "instant out of range (expected years 1 to 9999 "
+                           "UTC)");
+  }
   return ts;
 }
 

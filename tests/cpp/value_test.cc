@@ -121,6 +121,26 @@ TEST(Timestamp, RefusesNaiveAndImpossibleValues) {
   EXPECT_FALSE(Timestamp::FromCivilUtc(2026, 4, 31, 0, 0, 0, 0).ok());
 }
 
+TEST(Timestamp, OffsetsCannotLeaveYears1To9999) {
+  // 00:30 on 1 January of year 1 at +01:00 is 23:30 on 31 December of
+  // year 0 UTC; 23:30 on 31 December 9999 at -01:00 is in year 10000.
+  auto early = Timestamp::ParseIso("0001-01-01T00:30:00+01:00");
+  auto late = Timestamp::ParseIso("9999-12-31T23:30:00-01:00");
+  // The ends themselves, and the same civil times at offsets that stay.
+  auto first = Timestamp::ParseIso("0001-01-01T01:00:00+01:00");
+  auto last = Timestamp::ParseIso("9999-12-31T22:59:59.999999-01:00");
+
+  EXPECT_EQ(early.status().code(), Code::kParseError);
+  EXPECT_EQ(early.status().message(),
+            "unparseable timestamp \"0001-01-01T00:30:00+01:00\" (instant "
+            "out of range (expected years 1 to 9999 UTC))");
+  EXPECT_EQ(late.status().code(), Code::kParseError);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->micros, Timestamp::kMinMicros);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->micros, Timestamp::kMaxMicros);
+}
+
 TEST(Value, CanonicalTextRoundTrips) {
   std::vector<Value> values = {
       Value(),
