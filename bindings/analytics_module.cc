@@ -846,7 +846,8 @@ void crmflow_register_analytics(pybind11::module_& m) {
              const std::string& lifecycle_column,
              std::vector<std::string> attribute_columns,
              const std::string& time_format, const std::string& time_zone,
-             const std::string& on_error, const std::string& delimiter) {
+             const std::string& on_error, const std::string& delimiter,
+             std::vector<std::string> null_values) {
             CsvEventLogOptions o;
             o.case_column = case_column;
             o.activity_column = activity_column;
@@ -857,6 +858,7 @@ void crmflow_register_analytics(pybind11::module_& m) {
             o.time_format = time_format.empty() ? "iso" : time_format;
             o.time_zone = time_zone;
             o.on_error = OnErrorArg(on_error);
+            o.null_values = std::move(null_values);
             if (delimiter.size() > 1) {
               RaiseInvalid("delimiter \"" + delimiter +
                            "\" must be one character");
@@ -876,7 +878,8 @@ void crmflow_register_analytics(pybind11::module_& m) {
           py::arg("lifecycle") = "",
           py::arg("attributes") = std::vector<std::string>(),
           py::arg("time_format") = "", py::arg("time_zone") = "UTC",
-          py::arg("on_error") = "raise", py::arg("delimiter") = "")
+          py::arg("on_error") = "raise", py::arg("delimiter") = "",
+          py::arg("null_values") = std::vector<std::string>())
       .def_static("read_xes",
                   [](const std::string& path) {
                     std::optional<StatusOr<EventLog>> r;

@@ -614,6 +614,20 @@ StatusOr<LoadedEventLog> ReadCsv(CsvReader* reader,
     attr[i] = b.AddAttribute(options.attribute_columns[i]);
   }
   const bool collect = options.on_error == OnError::kCollect;
+  // Whether a cell holds no value: empty, or one of the null values.
+  const std::vector<std::string>& nulls = options.null_values;
+  auto missing = [&nulls](const std::string& v) {
+    if (v.empty()) return true;
+    for (const std::string& n : nulls) {
+      if (v == n) return true;
+    }
+    return false;
+  };
+  // How a missing required value is named in a reject.
+  auto absent = [](const std::string& v) {
+    return v.empty() ? std::string("empty")
+                     : "missing (null value \"" + v + "\")";
+  };
   std::vector<std::string> fields;
   std::string last_error;
   int64_t record = 0;
@@ -647,18 +661,27 @@ StatusOr<LoadedEventLog> ReadCsv(CsvReader* reader,
     };
     const std::string& case_id = fields[case_col];
     const std::string& activity = fields[activity_col];
-    if (case_id.empty()) {
+    if (missing(case_id)) {
       CRMFLOW_RETURN_IF_ERROR(
-          reject(case_col + 1, "empty case id (expected a value in column " +
+          reject(case_col + 1, absent(case_id) +
+                                   " case id (expected a value in column " +
                                    options.case_column + ")"));
       ++record;
       continue;
     }
-    if (activity.empty()) {
+    if (missing(activity)) {
       CRMFLOW_RETURN_IF_ERROR(reject(
-          activity_col + 1, "empty activity in case " + case_id +
-                                " (expected a value in column " +
+          activity_col + 1, absent(activity) + " activity in case " +
+                                case_id + " (expected a value in column " +
                                 options.activity_column + ")"));
+      ++record;
+      continue;
+    }
+    if (!nulls.empty() && missing(fields[time_col])) {
+      CRMFLOW_RETURN_IF_ERROR(reject(
+          time_col + 1, absent(fields[time_col]) + " time in case " +
+                            case_id + " (expected a value in column " +
+                            options.timestamp_column + ")"));
       ++record;
       continue;
     }
@@ -669,15 +692,15 @@ StatusOr<LoadedEventLog> ReadCsv(CsvReader* reader,
       continue;
     }
     int32_t c = b.AddCase(case_id);
-    b.AddEvent(c, activity, t.value(),
-               resource_col >= 0 ? std::string_view(fields[resource_col])
-                                 : std::string_view(),
-               lifecycle_col >= 0 ? std::string_view(fields[lifecycle_col])
-                                  : std::string_view(),
-               record);
+    auto optional = [&](int col) {
+      return col < 0 || missing(fields[col]) ? std::string_view()
+                                             : std::string_view(fields[col]);
+    };
+    b.AddEvent(c, activity, t.value(), optional(resource_col),
+               optional(lifecycle_col), record);
     for (size_t i = 0; i < attr.size(); ++i) {
       const std::string& v = fields[attr_cols[i]];
-      if (!v.empty()) b.SetAttribute(attr[i], v);
+      if (!missing(v)) b.SetAttribute(attr[i], v);
     }
     ++record;
     if (b.num_events() >= (int64_t{1} << 32) - 1) {

@@ -582,6 +582,7 @@ class EventLog:
         on_error: str = "raise",
         delimiter: Optional[str] = None,
         progress: Optional[bool] = None,
+        null_values: Sequence[str] = (),
     ) -> "EventLog":
         """
         Reads a CSV event log, plain or gzip, one row per event.
@@ -610,6 +611,10 @@ class EventLog:
             delimiter: One character; None sniffs it.
             progress: Show a progress bar (tqdm); None shows one for
                 files over 64 MiB.
+            null_values: Texts that mean "no value" (ServiceNow's
+                ``"?"``, ``"NA"``): such a resource, lifecycle or attribute
+                cell is missing, like an empty one, and such a case id,
+                activity or time makes the row bad.
 
         Returns:
             The log.
@@ -633,12 +638,18 @@ class EventLog:
                 raise InvalidArgumentError(f"{name} must be a column name")
         if isinstance(attributes, str):
             attributes = [attributes]
+        if isinstance(null_values, str):
+            null_values = [null_values]
+        from crmflow._args import _check_str
+
+        nulls = [_check_str(v, f"null_values[{i}]")
+                 for i, v in enumerate(null_values)]
 
         def work() -> Any:
             return _core.EventLog.read_csv(
                 path, case, activity, time, resource or "", lifecycle or "",
                 list(attributes), time_format, time_zone, on_error,
-                delimiter or "",
+                delimiter or "", nulls,
             )
 
         core, rejects = _with_progress(work, path, progress)

@@ -222,6 +222,44 @@ TEST(EventLogCsv, RaiseNamesFileLineColumn) {
             "bad.csv:3:3: unparseable time \"yesterday\" (expected ISO 8601)");
 }
 
+TEST(EventLogCsv, NullValuesReadAsMissing) {
+  // "?" and "NULL" mean no value: a missing resource and attribute, a bad
+  // row where the case id or the time is one.
+  std::string csv =
+      "case_id,activity,timestamp,agent,group\n"
+      "A,Open,2026-01-01T00:00:00Z,?,NULL\n"
+      "?,Open,2026-01-01T00:00:00Z,ann,g1\n"
+      "A,Close,NULL,ann,g1\n"
+      "A,Close,2026-01-01T01:00:00Z,bob,g2\n";
+  CsvEventLogOptions o;
+  o.resource_column = "agent";
+  o.attribute_columns = {"group"};
+  o.on_error = OnError::kCollect;
+  o.null_values = {"?", "NULL"};
+
+  auto loaded = ReadCsvEventLogFromString("n.csv", csv, o);
+
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const EventLog& log = loaded->log;
+  ASSERT_EQ(log.num_events(), 2);
+  EXPECT_EQ(log.resource(0), -1);
+  EXPECT_EQ(log.attribute(0, 0), "");
+  EXPECT_EQ(log.resource_name(log.resource(1)), "bob");
+  EXPECT_EQ(log.attribute(0, 1), "g2");
+  const auto& r = loaded->rejects;
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].line, 3);
+  EXPECT_EQ(r[0].column, 1);
+  EXPECT_EQ(r[0].reason,
+            "missing (null value \"?\") case id (expected a value in column "
+            "case_id)");
+  EXPECT_EQ(r[1].line, 4);
+  EXPECT_EQ(r[1].column, 3);
+  EXPECT_EQ(r[1].reason,
+            "missing (null value \"NULL\") time in case A (expected a value "
+            "in column timestamp)");
+}
+
 TEST(EventLogCsv, CollectListsEveryRejectAndKeepsTheRest) {
   std::string csv =
       "case_id,activity,timestamp,agent\n"

@@ -314,3 +314,74 @@ def test_collected_rejects_are_logged(tmp_path, caplog):
     assert 0 == log.num_events
     assert [f"{path}: 2 rows rejected, 0 events kept (see "
             "EventLog.rejects)"] == [r.getMessage() for r in caplog.records]
+
+
+class TestNullValues:
+    """
+    from_csv(null_values=...): ServiceNow writes "?" for "no group".
+    """
+
+    def _sample(self):
+        import os
+
+        return os.path.join(os.path.dirname(crmflow.__file__), "data",
+                            "servicenow_incidents_sample.csv.gz")
+
+    def test_handovers_leave_out_null_groups(self):
+        """
+        Hand-overs between assignment groups counted with pandas, "?" read
+        as missing: consecutive events of a case, both with a group, the
+        groups differing.
+        """
+        df = pd.read_csv(self._sample(), na_values=["?"],
+                         keep_default_na=False,
+                         usecols=["number", "sys_updated_at",
+                                  "assignment_group"])
+        df["time"] = pd.to_datetime(df["sys_updated_at"],
+                                    format="%d/%m/%Y %H:%M", utc=True)
+        df["row"] = range(len(df))
+        df = df.sort_values(["number", "time", "row"], kind="stable")
+        prev = df.groupby("number")["assignment_group"].shift()
+        cur = df["assignment_group"]
+        hit = prev.notna() & cur.notna() & (prev != cur)
+        expected = (pd.DataFrame({"from": prev[hit], "to": cur[hit]})
+                    .value_counts().to_dict())
+
+        log = EventLog.from_csv(self._sample(), case="number",
+                                activity="incident_state",
+                                time="sys_updated_at",
+                                time_format="%d/%m/%Y %H:%M",
+                                attributes=["assignment_group"],
+                                null_values=["?"])
+        got = log.handovers(by="assignment_group")
+
+        assert "?" not in set(got["from"]) | set(got["to"])
+        assert expected == {(f, t): c for f, t, c in
+                            got.itertuples(index=False)}
+        assert sum(expected.values()) > 1000
+
+    def test_null_in_a_required_column_is_a_bad_row(self, tmp_path):
+        path = tmp_path / "log.csv"
+        path.write_text("case_id,activity,timestamp,resource\n"
+                        "A,x,2026-01-01T00:00:00Z,NA\n"
+                        "A,NA,2026-01-01T01:00:00Z,ann\n"
+                        "NA,y,2026-01-01T02:00:00Z,bob\n"
+                        "B,y,NA,bob\n", encoding="utf-8")
+
+        with pytest.raises(crmflow.ParseError) as e:
+            EventLog.from_csv(path, resource="resource", null_values=["NA"])
+        log = EventLog.from_csv(path, resource="resource",
+                                null_values=["NA"], on_error="collect")
+
+        assert str(e.value).endswith(
+            'log.csv:3:2: missing (null value "NA") activity in case A '
+            "(expected a value in column activity)")
+        assert [3, 4, 5] == log.rejects["line"].tolist()
+        assert [2, 1, 3] == log.rejects["column"].tolist()
+        assert 1 == log.num_events
+        assert log.to_dataframe()["resource"].isna().all()
+
+    def test_null_values_are_checked(self):
+        with pytest.raises(crmflow.InvalidArgumentError,
+                           match=r"null_values\[1\] must be a string"):
+            EventLog.from_csv(self._sample(), null_values=["?", None])

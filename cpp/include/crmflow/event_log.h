@@ -431,6 +431,10 @@ struct CsvEventLogOptions {
   std::string time_format = "iso";
   std::string time_zone = "UTC";
   OnError on_error = OnError::kRaise;
+  // Cells equal to one of these (e.g. "?", "NA", "NULL") read as empty: a
+  // missing value in an optional column, a bad row in a required one.
+  // Empty cells are always missing.
+  std::vector<std::string> null_values;
   CsvOptions csv;  // delimiter (0 = sniff); header must be true
 };
 
