@@ -788,6 +788,7 @@ py::dict SummaryToPython(const ImportSummary& s) {
   d["ignored"] = s.ignored;
   d["skipped"] = s.skipped;
   d["inferred"] = s.inferred;
+  d["in_rejected_cases"] = s.in_rejected_cases;
   py::list rejects;
   for (const Reject& r : s.rejects) {
     rejects.append(py::make_tuple(r.file, r.line, r.column, r.case_id,

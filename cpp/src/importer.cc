@@ -1075,7 +1075,10 @@ StatusOr<ImportSummary> ImportEventLog(Engine& engine, CsvReader& reader,
               ctx.AddReject(line, t_col + 1, id, time.status().message()));
           return Status::Ok();
         }
-        if (c.rejected) return Status::Ok();
+        if (c.rejected) {
+          ++ctx.summary.in_rejected_cases;
+          return Status::Ok();
+        }
         if (!c.has_request) {
           bool rejected = false;
           CRMFLOW_RETURN_IF_ERROR(
@@ -1111,6 +1114,12 @@ StatusOr<ImportSummary> ImportEventLog(Engine& engine, CsvReader& reader,
         ctx.events.push_back(e);
         return Status::Ok();
       }));
+
+  // Rows planned before a later row rejected their case are not imported
+  // either; count them so that every row is accounted for.
+  for (const PlannedEvent& e : ctx.events) {
+    if (ctx.cases[e.case_index].rejected) ++ctx.summary.in_rejected_cases;
+  }
 
   // Phase two: write.
   return WriteCases(ctx, [&](CaseData& c) { return ReplayEventCase(ctx, c); });

@@ -273,6 +273,9 @@ class ImportSummary:
         ignored: Activities mapped to ``""``.
         skipped: Rows already imported before (same source key).
         inferred: Events fired to reach a final status.
+        in_rejected_cases: Event logs: rows read without fault whose case
+            another row rejected (a bad row rejects its whole case), so
+            not imported.
         rejects: Rows that could not be used, as :class:`Reject`.
     """
 
@@ -287,6 +290,7 @@ class ImportSummary:
     ignored: int
     skipped: int
     inferred: int
+    in_rejected_cases: int
     rejects: List[Reject] = dataclasses.field(hash=False)
 
     @classmethod
@@ -321,6 +325,8 @@ class ImportSummary:
             f"{self.deviations} deviations, {self.unchanged} unchanged, "
             f"{self.ignored} ignored, {self.skipped} skipped, "
             f"{len(self.rejects)} rejected"
+            + (f" ({self.in_rejected_cases} more rows in rejected cases)"
+               if self.in_rejected_cases else "")
         )
 
 

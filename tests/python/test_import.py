@@ -94,6 +94,32 @@ class TestEventLog:
         assert ["line", "column"] == list(s.rejects_frame().columns[1:3])
         with pytest.raises(crmflow.NotFoundError):
             eng.get("SR-3")
+        # SR-3's Resolved row (line 8) is fine but goes with its case.
+        assert 1 == s.in_rejected_cases
+        assert str(s).endswith("1 rejected (1 more rows in rejected cases)")
+
+    def test_rows_before_and_after_the_bad_row_are_counted(self, eng,
+                                                           tmp_path):
+        """
+        SR-9's bad time is its third row of five: the two rows before it
+        and the two after are counted as rows in rejected cases.
+        """
+        path = tmp_path / "late.csv"
+        path.write_text(
+            "case,activity,time,agent,team,cost\n"
+            "SR-9,Opened,2026-02-02T09:00:00Z,ann,L1,\n"
+            "SR-9,Resolved,2026-02-02T10:00:00Z,ann,L1,\n"
+            "SR-9,Closed,soon,ann,L1,\n"
+            "SR-8,Opened,2026-02-02T09:00:00Z,ann,L1,\n"
+            "SR-9,Resolved,2026-02-02T10:30:00Z,ann,L1,\n"
+            "SR-9,Closed,2026-02-02T11:00:00Z,ann,L1,\n", encoding="utf-8")
+
+        s = _import(eng, str(path))
+
+        assert (6, 1, 1) == (s.rows, len(s.rejects), s.created)
+        assert 4 == s.in_rejected_cases
+        with pytest.raises(crmflow.NotFoundError):
+            eng.get("SR-9")
 
     def test_states_attributes_payload(self, eng, log):
         """

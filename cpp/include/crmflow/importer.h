@@ -129,6 +129,9 @@ struct ImportSummary {
   int64_t ignored = 0;         // activities mapped to ""
   int64_t skipped = 0;  // rows already stored: creations, events, deviations
   int64_t inferred = 0;        // events fired to reach a final status
+  // Event logs: rows read without fault that belong to a case another row
+  // rejected (a rejected row rejects its whole case), so not imported.
+  int64_t in_rejected_cases = 0;
   std::vector<Reject> rejects;
 };
 
