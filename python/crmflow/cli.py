@@ -282,7 +282,8 @@ def _cmd_import(args: argparse.Namespace, out: Any) -> int:
     with engine:
         with _ImportProgress(args.file):
             if args.preset is not None:
-                summary = engine.import_preset(args.preset, args.file)
+                summary = engine.import_preset(args.preset, args.file,
+                                               on_error=args.on_error)
                 name = args.preset
             else:
                 if args.kind not in engine.kinds():
@@ -663,10 +664,9 @@ def _parser() -> argparse.ArgumentParser:
         "--on-error",
         choices=("collect", "raise"),
         default="collect",
-        help="with --kind: collect (default) leaves out each case that has "
-        "an unusable row, lists those rows as rejects and imports the "
-        "rest; raise stops at the first unusable row and imports nothing "
-        "(--preset imports always collect)",
+        help="collect (default) leaves out each case that has an unusable "
+        "row, lists those rows as rejects and imports the rest; raise "
+        "stops at the first unusable row and imports nothing",
     )
     i.add_argument("file", help="the CSV file")
     i.set_defaults(run=_cmd_import)

@@ -1655,6 +1655,8 @@ class Engine(_core.Engine):
         self,
         name: str,
         path: Union[None, str, "os.PathLike[str]"] = None,
+        *,
+        on_error: str = "collect",
     ) -> ImportSummary:
         """
         Imports a file with a preset mapping (see :mod:`crmflow.presets`),
@@ -1664,9 +1666,12 @@ class Engine(_core.Engine):
         Args:
             name: A preset name, e.g. ``"olist-orders"``.
             path: The file; None imports the sample bundled with crmflow.
+            on_error: ``"collect"`` (default) or ``"raise"``, as in
+                :meth:`import_event_log`.
 
         Raises:
             NotFoundError: Unknown preset or missing file.
+            ParseError: An unusable row under ``on_error="raise"``.
         """
         from crmflow import presets
 
@@ -1680,7 +1685,8 @@ class Engine(_core.Engine):
             if preset.shape == "milestones"
             else self.import_event_log
         )
-        return method(path, kind=preset.kind, **preset.options)
+        return method(path, kind=preset.kind, on_error=on_error,
+                      **preset.options)
 
 
     # Customers, SQLAlchemy and bulk writes (SQLite files only).

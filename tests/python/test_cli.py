@@ -277,6 +277,42 @@ class TestCommands:
             assert [] == ids
 
 
+    @pytest.mark.parametrize("on_error", ["collect", "raise"])
+    def test_preset_import_on_error(self, tmp_path, on_error):
+        """
+        Presets follow --on-error too: the bundled Olist sample with one
+        purchase time spoiled imports 999 orders, or none under raise.
+        """
+        import crmflow
+
+        sample = os.path.join(os.path.dirname(crmflow.__file__), "data",
+                              "olist_orders_sample.csv")
+        with open(sample, encoding="utf-8") as f:
+            lines = f.read().splitlines(keepends=True)
+        header = lines[0].rstrip("\n").split(",")
+        col = header.index("order_purchase_timestamp")
+        cells = lines[1].rstrip("\n").split(",")
+        cells[col] = "someday"
+        lines[1] = ",".join(cells) + "\n"
+        log = tmp_path / "orders.csv"
+        log.write_text("".join(lines), encoding="utf-8")
+        db = tmp_path / "o.db"
+
+        p = run("import", "--db", str(db), "--preset", "olist-orders",
+                "--on-error", on_error, str(log))
+
+        with crmflow.Engine(str(db)) as e:
+            n = len(e.transactions())
+        if on_error == "collect":
+            assert 0 == p.returncode, p.stderr
+            assert "1 rejected" in p.stdout
+            assert 999 == n
+        else:
+            assert 1 == p.returncode
+            assert "orders.csv:2:" in p.stderr
+            assert 0 == n
+
+
 class TestErrors:
     @pytest.mark.parametrize(
         "args",
