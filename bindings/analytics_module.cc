@@ -836,6 +836,79 @@ void crmflow_register_analytics(pybind11::module_& m) {
       "Sets the threads the scans of a large event log use (0: the "
       "default, CRMFLOW_THREADS or the machine's cores up to 8).");
 
+  m.def(
+      "parse_times",
+      [](const std::vector<std::string>& texts, const std::string& format,
+         const std::string& zone) {
+        // The CSV reader's parser, for texts that come from elsewhere (a
+        // DataFrame): one reading of a time whatever its source.
+        TimeZone z = Unwrap(TimeZone::Load(zone));
+        TimestampParser parser = Unwrap(
+            TimestampParser::Create(format.empty() ? "iso" : format, z));
+        py::array_t<int64_t> out(static_cast<py::ssize_t>(texts.size()));
+        int64_t* o = out.mutable_data();
+        std::vector<std::pair<int64_t, std::string>> bad;
+        {
+          NoGil nogil;
+          for (size_t i = 0; i < texts.size(); ++i) {
+            auto t = parser.Parse(texts[i]);
+            if (t.ok()) {
+              o[i] = t->micros;
+            } else {
+              o[i] = std::numeric_limits<int64_t>::min();
+              bad.emplace_back(static_cast<int64_t>(i), t.status().message());
+            }
+          }
+        }
+        return py::make_tuple(out, bad);
+      },
+      py::arg("texts"), py::arg("format"), py::arg("zone"),
+      "Parses texts as EventLog.read_csv does: (int64 microseconds UTC, "
+      "INT64_MIN where a text fails; [(index, reason)] of the failures).");
+  m.def(
+      "localize_times",
+      [](py::array_t<int64_t, py::array::c_style | py::array::forcecast> wall,
+         const std::string& zone) {
+        // Wall-clock microseconds (a naive datetime64) read in `zone` by
+        // the CSV reader's rule for repeated and skipped hours.
+        TimeZone z = Unwrap(TimeZone::Load(zone));
+        const py::ssize_t n = wall.size();
+        py::array_t<int64_t> out(n);
+        const int64_t* in = wall.data();
+        int64_t* o = out.mutable_data();
+        constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+        constexpr int64_t kDay = int64_t{86400} * 1000000;
+        {
+          NoGil nogil;
+          for (py::ssize_t i = 0; i < n; ++i) {
+            const int64_t w = in[i];
+            o[i] = kNone;
+            // Two days of slack either side cover every zone's offset.
+            if (w == kNone || w < Timestamp::kMinMicros - 2 * kDay ||
+                w > Timestamp::kMaxMicros + 2 * kDay) {
+              continue;
+            }
+            const int64_t days = w >= 0 ? w / kDay : -((-w + kDay - 1) / kDay);
+            const int64_t rem = w - days * kDay;
+            const std::chrono::year_month_day ymd{
+                std::chrono::sys_days{std::chrono::days{days}}};
+            auto t = z.FromCivil(
+                static_cast<int>(ymd.year()),
+                static_cast<int>(static_cast<unsigned>(ymd.month())),
+                static_cast<int>(static_cast<unsigned>(ymd.day())),
+                static_cast<int>(rem / 3600000000),
+                static_cast<int>(rem / 60000000 % 60),
+                static_cast<int>(rem / 1000000 % 60),
+                static_cast<int>(rem % 1000000));
+            if (t.ok() && t->InRange()) o[i] = t->micros;
+          }
+        }
+        return out;
+      },
+      py::arg("wall"), py::arg("zone"),
+      "Reads wall-clock int64 microseconds in an IANA zone as UTC (INT64_MIN "
+      "where missing or outside years 1 to 9999 UTC).");
+
   py::class_<EventLog, std::shared_ptr<EventLog>>(m, "EventLog")
       .def_static(
           "read_csv",

@@ -183,9 +183,40 @@ def _factorize(series: pd.Series) -> Tuple[np.ndarray, List[str]]:
             "str first)"
         raise InvalidArgumentError(message)
     # str() one by one: numpy's str arrays drop trailing NUL characters,
-    # which would merge "b\x00" with "b".
-    names = [u if isinstance(u, str) else str(u) for u in uniques]
+    # which would merge "b\x00" with "b".  Whole floats (ints that pandas
+    # turned into floats around a gap) read as the ints they were.
+    names = [u if isinstance(u, str) else
+             str(int(u)) if isinstance(u, float) and u.is_integer() else
+             str(u) for u in uniques]
     return codes.astype(np.int64), names
+
+
+# The log's own columns in to_dataframe(); attributes may not take them.
+_OWN_COLUMNS = ("case_id", "activity", "time", "resource", "lifecycle",
+                "row")
+
+
+def _check_attribute_names(attributes: Sequence[Any]) -> None:
+    """
+    Raises InvalidArgumentError when an attribute would take the name of
+    one of the log's own columns.
+    """
+    for a in attributes:
+        if a in _OWN_COLUMNS:
+            message = f'attribute "{a}" has the name of a column of the ' \
+                f"log itself (rename it; reserved: {', '.join(_OWN_COLUMNS)})"
+            raise InvalidArgumentError(message)
+
+
+def _blank_missing(series: pd.Series) -> pd.Series:
+    """
+    Returns an optional column with empty texts as missing values, as the
+    CSV reader reads empty cells.
+    """
+    if series.dtype != object and not pd.api.types.is_string_dtype(
+            series.dtype):
+        return series
+    return series.where(series.astype(object) != "", None)
 
 
 def _label(value: Any) -> str:
@@ -223,11 +254,20 @@ def _case_list(cases: Any) -> List[str]:
 # Instants the product keeps: years 1 to 9999 UTC, in microseconds.
 _MIN_MICROS = -62_135_596_800 * 10**6  # 0001-01-01T00:00:00Z
 _MAX_MICROS = 253_402_300_800 * 10**6 - 1  # 9999-12-31T23:59:59.999999Z
-# An ISO 8601 time of day followed by an offset ("...10:00:00+05:00",
-# "...T100000Z"): such a text names an instant, the others a wall-clock
-# time in the log's zone.
-_ISO_OFFSET = (r"(?:\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?|T\d{2,6}"
-               r"(?:[.,]\d+)?)\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+# Names of the ISO 8601 reading in time_format (pandas spells it ISO8601).
+_ISO_NAMES = ("", "iso", "iso8601")
+
+
+def _time_format(time_format: Any) -> str:
+    """
+    Returns a time_format argument as the core spells it: "iso" for ISO
+    8601, else the format itself (fields as in :meth:`EventLog.from_csv`).
+    """
+    if not isinstance(time_format, str):
+        message = "time_format must be a string (got " \
+            f"{type(time_format).__name__})"
+        raise InvalidArgumentError(message)
+    return "iso" if time_format.lower() in _ISO_NAMES else time_format
 
 
 def _as_micros(values: Any) -> np.ndarray:
@@ -241,122 +281,78 @@ def _as_micros(values: Any) -> np.ndarray:
     return out
 
 
-def _localize(wall: np.ndarray, time_zone: str) -> np.ndarray:
+def _micros(series: pd.Series, time_format: str, time_zone: str
+            ) -> Tuple[np.ndarray, np.ndarray, Dict[int, str]]:
     """
-    Returns wall-clock microseconds in ``time_zone`` as UTC microseconds.
+    Returns a time column as int64 microseconds UTC, which values are
+    present, and the reason each present value failed.
 
-    The rule is the CSV reader's: a time in a repeated hour (clocks set
-    back) is its first occurrence, a time in a skipped hour is read with
-    the offset in force before the gap.  ``_NAT`` stays ``_NAT``.
+    ``_NAT`` marks missing values (NaN, None, NaT, blank text) and present
+    values that cannot be read or lie outside years 1 to 9999 UTC.  Texts
+    go through the CSV reader's parser with ``time_format`` (so both
+    readers agree on every text); integers are microseconds UTC; aware
+    datetimes are instants; naive datetimes and texts without an offset
+    are read in ``time_zone``, by the CSV reader's rule for repeated and
+    skipped hours.
 
     Raises:
-        InvalidArgumentError: The zone is unknown.
+        InvalidArgumentError: Float or boolean times, an unknown zone or a
+            malformed format.
     """
-    if time_zone == "UTC":
-        return wall
-    ok = wall != _NAT
-    naive = pd.Series(np.where(ok, wall, _NAT).view("datetime64[us]"))
-    try:
-        local = naive.dt.tz_localize(time_zone, ambiguous="NaT",
-                                     nonexistent="NaT")
-    except Exception:  # pytz/zoneinfo/dateutil errors differ by version
-        message = f'time zone "{time_zone}" unknown (expected an IANA ' \
-            "name such as Europe/Berlin)"
-        raise InvalidArgumentError(message) from None
-    out = _as_micros(local)
-
-    # Repeated and skipped wall-clock times, which pandas leaves open:
-    # zoneinfo with fold=0 gives the offset before the change for both.
-    odd = np.flatnonzero(ok & (out == _NAT))
-    if len(odd):
-        import datetime
-        import zoneinfo
-
-        zone = zoneinfo.ZoneInfo(time_zone)
-        epoch = datetime.datetime(1970, 1, 1)
-        for i in odd.tolist():
-            w = int(wall[i])
-            moment = epoch + datetime.timedelta(microseconds=w)
-            offset = moment.replace(tzinfo=zone, fold=0).utcoffset()
-            out[i] = w - offset // datetime.timedelta(microseconds=1)
-    return out
-
-
-def _parse_text(text: pd.Series, time_format: str,
-                time_zone: str) -> np.ndarray:
-    """
-    Returns texts as UTC microseconds (``_NAT`` where unparseable): those
-    with an offset as the instants they name, the others as wall-clock
-    times in ``time_zone``.
-    """
-    fmt = time_format or "ISO8601"
-    if time_format:
-        aware = pd.Series("%z" in time_format, index=text.index)
-    else:
-        aware = text.str.contains(_ISO_OFFSET, regex=True)
-    out = np.full(len(text), _NAT, dtype=np.int64)
-    for mask, utc in ((aware.to_numpy(dtype=bool), True),
-                      (~aware.to_numpy(dtype=bool), False)):
-        if not mask.any():
-            continue
-        # Naive texts read as UTC give their wall clock, localized next.
-        parsed = pd.to_datetime(text[mask], format=fmt, errors="coerce",
-                                utc=True)
-        micros = _as_micros(parsed)
-        out[mask] = micros if utc else _localize(micros, time_zone)
-    return out
-
-
-def _micros(series: pd.Series, time_format: str,
-            time_zone: str) -> Tuple[np.ndarray, np.ndarray]:
-    """
-    Returns a time column as int64 microseconds UTC, and which values are
-    present: ``_NAT`` marks missing values (NaN, None, NaT, blank text)
-    and present values that are unparseable or outside years 1 to 9999.
-
-    Integers are microseconds UTC; aware datetimes and texts with an
-    offset are instants; naive datetimes and texts are read in
-    ``time_zone`` (see :func:`_localize`).
-
-    Raises:
-        InvalidArgumentError: Float times, or an unknown zone.
-    """
+    fmt = _time_format(time_format)
+    # Checks the zone and the format even when no value needs them.
+    _core.parse_times([], fmt, time_zone)
     dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype) or \
-            pd.api.types.is_float_dtype(dtype):
+    present = np.array(series.notna(), dtype=bool)
+    reasons: Dict[int, str] = {}
+    if pd.api.types.is_bool_dtype(dtype) or (
+            pd.api.types.is_float_dtype(dtype) and present.any()):
         message = f'column "{series.name}": {dtype} times (expected ' \
             "datetimes, text, or int64 microseconds UTC; the nullable " \
             "Int64 dtype keeps missing values)"
         raise InvalidArgumentError(message)
-    if pd.api.types.is_integer_dtype(dtype):
-        present = series.notna().to_numpy(dtype=bool)
+    if pd.api.types.is_float_dtype(dtype):  # all missing
+        out = np.full(len(series), _NAT, dtype=np.int64)
+    elif pd.api.types.is_unsigned_integer_dtype(dtype):
+        raw = series.to_numpy(dtype=np.uint64, na_value=0)
+        out = np.where(raw > np.uint64(_MAX_MICROS), _NAT,
+                       raw.astype(np.int64))
+    elif pd.api.types.is_integer_dtype(dtype):
         out = series.to_numpy(dtype=np.int64, na_value=_NAT)
     elif pd.api.types.is_datetime64_any_dtype(dtype):
-        present = series.notna().to_numpy(dtype=bool)
         out = _as_micros(series)
         if series.dt.tz is None:
-            out = _localize(out, time_zone)
+            out = _core.localize_times(out, time_zone)
     else:
         values = series.astype(object)
-        is_text = values.map(lambda v: isinstance(v, str)).to_numpy(
-            dtype=bool)
-        blank = np.zeros(len(values), dtype=bool)
+        is_text = np.fromiter((isinstance(v, str) for v in values),
+                              dtype=bool, count=len(values))
         out = np.full(len(values), _NAT, dtype=np.int64)
-        if is_text.any():
-            text = values[is_text].str.strip()
-            blank[is_text] = (text == "").to_numpy(dtype=bool)
-            out[is_text] = _parse_text(text, time_format, time_zone)
-        present = ~blank & values.notna().to_numpy(dtype=bool)
+        text_at = np.flatnonzero(is_text)
+        if len(text_at):
+            texts = values.to_numpy()[text_at].tolist()
+            blank = np.fromiter((not t.strip() for t in texts), dtype=bool,
+                                count=len(texts))
+            present[text_at[blank]] = False
+            parsed, bad = _core.parse_times(texts, fmt, time_zone)
+            out[text_at] = parsed
+            for i, reason in bad:
+                reasons[int(text_at[i])] = reason
         others = np.flatnonzero(present & ~is_text)
         if len(others):
             # datetime, Timestamp or date objects, each aware or naive.
-            wall = np.zeros(len(others), dtype=bool)
+            naive = np.zeros(len(others), dtype=bool)
             for j, i in enumerate(others.tolist()):
-                out[i], wall[j] = _object_micros(values.iloc[i])
-            out[others[wall]] = _localize(out[others[wall]], time_zone)
+                out[i], naive[j] = _object_micros(values.iloc[i])
+            out[others[naive]] = _core.localize_times(out[others[naive]],
+                                                      time_zone)
     out = np.where(present, out, _NAT)
     out[(out != _NAT) & ((out < _MIN_MICROS) | (out > _MAX_MICROS))] = _NAT
-    return out, present
+    for i in np.flatnonzero(present & (out == _NAT)).tolist():
+        if i not in reasons:
+            reasons[i] = f"time {_label(series.iloc[i])} out of range or " \
+                "not a time (expected a time in years 1 to 9999 UTC)"
+    return out, present, reasons
 
 
 def _object_micros(value: Any) -> Tuple[int, bool]:
@@ -600,8 +596,8 @@ class EventLog:
             lifecycle: Column of the lifecycle transition (start,
                 complete, ...), optional.
             attributes: Columns kept as text attributes.
-            time_format: ``""`` or ``"iso"`` for ISO 8601 (offsets
-                honoured), else a strptime-like format such as
+            time_format: ``""``, ``"iso"`` or ``"ISO8601"`` for ISO 8601
+                (offsets honoured), else a strptime-like format such as
                 ``"%d/%m/%Y %H:%M"``.
             time_zone: IANA zone for times without offset.
             on_error: ``"raise"``: the first bad row fails the read with
@@ -638,6 +634,7 @@ class EventLog:
                 raise InvalidArgumentError(f"{name} must be a column name")
         if isinstance(attributes, str):
             attributes = [attributes]
+        _check_attribute_names(attributes)
         if isinstance(null_values, str):
             null_values = [null_values]
         from crmflow._args import _check_str
@@ -645,10 +642,12 @@ class EventLog:
         nulls = [_check_str(v, f"null_values[{i}]")
                  for i, v in enumerate(null_values)]
 
+        fmt = _time_format(time_format)
+
         def work() -> Any:
             return _core.EventLog.read_csv(
                 path, case, activity, time, resource or "", lifecycle or "",
-                list(attributes), time_format, time_zone, on_error,
+                list(attributes), fmt, time_zone, on_error,
                 delimiter or "", nulls,
             )
 
@@ -720,11 +719,16 @@ class EventLog:
             df: The events.
             case, activity, time: Required columns.  Times may be
                 datetimes (naive ones read in ``time_zone``), ints of
-                microseconds UTC, or text (parsed with ``time_format``,
-                default ISO 8601).
-            resource, lifecycle: Optional columns.
-            attributes: Columns kept as text attributes.
-            time_format: For text times; a pandas/strptime format.
+                microseconds UTC, or text, read by the same parser as
+                :meth:`from_csv` so that both readers agree.
+            resource, lifecycle: Optional columns; empty text is missing.
+            attributes: Columns kept as text attributes (empty text and
+                NaN are missing; whole floats such as 1.0 read as "1").
+                The names case_id, activity, time, resource, lifecycle
+                and row are the log's own columns and refused.
+            time_format: For text times, as in :meth:`from_csv`: ``""``,
+                ``"iso"`` or ``"ISO8601"`` for ISO 8601, else a format
+                with the fields listed there.
             time_zone: IANA zone for naive times.
             on_error: ``"raise"`` or ``"collect"`` (see :meth:`from_csv`);
                 rejects name the row position (line, 0-based) and the
@@ -750,10 +754,14 @@ class EventLog:
             attributes = [attributes]
         optional = [c for c in (resource, lifecycle) if c]
         _check_columns(df, [case, activity, time, *optional, *attributes])
+        _check_attribute_names(attributes)
         strict = on_error == "raise"
 
         # Required values: find the bad rows once, vectorised.
-        micros, present = _micros(df[time], time_format, time_zone)
+        from crmflow._args import _check_str
+
+        _check_str(time_zone, "time_zone")
+        micros, present, reasons = _micros(df[time], time_format, time_zone)
         case_codes, case_names = _factorize(df[case])
         act_codes, act_names = _factorize(df[activity])
         empty_case = np.isin(
@@ -762,17 +770,11 @@ class EventLog:
         empty_act = np.isin(
             act_codes, np.flatnonzero(np.asarray(act_names) == "")
         )
-        if time_format:
-            expected = f'expected "{time_format}", years 1 to 9999 UTC'
-        else:
-            expected = "expected ISO 8601 text, a datetime or int64 " \
-                "microseconds UTC, in years 1 to 9999"
-        unreadable = "unparseable or out-of-range time"
         problems = [
             (case, (case_codes < 0) | empty_case, "missing case id"),
             (activity, (act_codes < 0) | empty_act, "missing activity"),
             (time, ~present, "missing time"),
-            (time, present & (micros == _NAT), f"{unreadable} ({expected})"),
+            (time, present & (micros == _NAT), None),  # reasons[row]
         ]
         bad = np.zeros(len(df), dtype=bool)
         reject_rows: List[Tuple[str, int, int, str]] = []
@@ -781,15 +783,14 @@ class EventLog:
             hits = np.flatnonzero(mask & ~bad)
             if len(hits) and strict:
                 row = hits[0]
-                if reason.startswith(unreadable):
-                    value = df[column].iloc[row]
-                    reason = f"{unreadable} {value!r} ({expected})"
+                why = reasons[row] if reason is None else reason
                 message = f'row {_label(df.index[row])}, column "{column}": ' \
-                    f"{reason}"
+                    f"{why}"
                 raise ParseError(message)
             for row in hits.tolist():
                 reject_rows.append(
-                    ("<DataFrame>", row, positions[column], reason)
+                    ("<DataFrame>", row, positions[column],
+                     reasons[row] if reason is None else reason)
                 )
             bad |= mask
         if bad.any():
@@ -801,12 +802,12 @@ class EventLog:
 
         res = (None, None)
         if resource:
-            col = df[resource]
-            res = _factorize(col.where(col.astype(str) != "", None))
+            res = _factorize(_blank_missing(df[resource]))
         lc = (None, None)
         if lifecycle:
-            lc = _factorize(df[lifecycle])
-        attrs = [(str(a), *_factorize(df[a])) for a in attributes]
+            lc = _factorize(_blank_missing(df[lifecycle]))
+        attrs = [(str(a), *_factorize(_blank_missing(df[a])))
+                 for a in attributes]
         rows = np.flatnonzero(~bad) if bad.any() else None
         core = _core.EventLog.from_codes(
             case_codes, case_names, act_codes, act_names, micros,
@@ -2329,14 +2330,12 @@ def _engine_replay(log: EventLog, configs: Sequence[Any],
 
 def _period_column(df: pd.DataFrame, time: str, period: str,
                    time_zone: str = "UTC") -> pd.Series:
-    micros, present = _micros(df[time], "", time_zone)
+    micros, present, reasons = _micros(df[time], "", time_zone)
     ok = micros != _NAT
     bad = np.flatnonzero(present & ~ok)
     if len(bad):
-        value = df[time].iloc[bad[0]]
         message = f'row {_label(df.index[bad[0]])}, column "{time}": ' \
-            f"unparseable or out-of-range time {value!r} (expected ISO " \
-            "8601 text or a datetime, in years 1 to 9999)"
+            f"{reasons[int(bad[0])]}"
         raise ParseError(message)
     starts = _period_start(np.where(ok, micros, 0), period)
     return _times(starts, ~ok)
