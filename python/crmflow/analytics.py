@@ -1301,10 +1301,10 @@ class EventLog:
         """
         if isinstance(by, str):
             by = [by]
-        elif isinstance(by, (list, tuple)):
+        elif isinstance(by, (list, tuple)) and len(by) > 0:
             by = list(by)
         else:
-            message = "by must be a column name or a list of them"
+            message = "by must be a column name or a non-empty list of them"
             raise InvalidArgumentError(message)
         if not isinstance(breached, str) or breached in ("", "!"):
             message = "breached must be a column name, or one after " \
@@ -1404,20 +1404,32 @@ class EventLog:
                 option is malformed.
             NotFoundError: A milestone is not a state.
         """
-        if activity_kind is None:
-            activity_kind = self._engine_activity or "event"
-            if self._engine_activity == "event" and activity_map is None:
-                # The creation row enters the initial state; no event of
-                # the workflow moved there.
-                activity_map = {
-                    a: ("" if a == "create" else a)
-                    for a in self._engine_events
-                }
+        activity_kind, activity_map = self._reading(activity_kind,
+                                                    activity_map)
         return _replay(
             self, workflow, activity_map, activity_kind, milestones,
             ignore_unmapped, complete_only, resync, guards,
             repeats_unchanged,
         )
+
+    def _reading(self, activity_kind: Optional[str],
+                 activity_map: Optional[Mapping[str, str]]
+                 ) -> Tuple[str, Optional[Mapping[str, str]]]:
+        """
+        Returns the activity kind and map a replay uses: those given, or
+        for None the way the log was made (:meth:`from_engine`), else
+        ``"event"``.
+        """
+        if activity_kind is not None:
+            return activity_kind, activity_map
+        activity_kind = self._engine_activity or "event"
+        if self._engine_activity == "event" and activity_map is None:
+            # The creation row enters the initial state; no event of the
+            # workflow moved there.
+            activity_map = {
+                a: ("" if a == "create" else a) for a in self._engine_events
+            }
+        return activity_kind, activity_map
 
     def discover(
         self,
@@ -2164,7 +2176,7 @@ def what_if(
     changed: Union[Scenario, Workflow],
     *,
     activity_map: Optional[Mapping[str, str]] = None,
-    activity_kind: str = "event",
+    activity_kind: Optional[str] = None,
     milestones: Sequence[str] = (),
     count_states: Sequence[str] = (),
     team: Optional[str] = None,
@@ -2187,7 +2199,8 @@ def what_if(
         log: The history to replay.
         baseline: The current scenario (or just its workflow).
         changed: The changed scenario.
-        activity_map, activity_kind: As in :meth:`EventLog.conformance`.
+        activity_map, activity_kind: As in :meth:`EventLog.conformance`
+            (None: as the log was made, see there).
         milestones: States whose time to reach is compared (seconds from
             the case's first event).
         count_states: States whose visits are counted per case.
@@ -2236,6 +2249,9 @@ def what_if(
 
     .. versionadded:: 0.1.0
     """
+    if not isinstance(log, EventLog):
+        raise InvalidArgumentError("what_if: log must be an EventLog")
+    activity_kind, activity_map = log._reading(activity_kind, activity_map)
     a = _scenario(baseline, "baseline")
     b = _scenario(changed, "changed")
     if isinstance(count_states, str):

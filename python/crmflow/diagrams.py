@@ -106,7 +106,8 @@ class Diagram:
         ``.gv`` (the DOT text, no Graphviz needed).
 
         Raises:
-            InvalidArgumentError: Another extension.
+            InvalidArgumentError: Another extension, or the file cannot be
+                written.
             NotFoundError: Graphviz is missing or fails for a rendered
                 format (the message says to install it or save as .dot).
         """
@@ -135,8 +136,12 @@ class Diagram:
             message = f'{path}: unknown diagram format "{ext}" (expected ' \
                 ".svg, .png, .pdf, .dot or .gv)"
             raise InvalidArgumentError(message)
-        with open(path, "wb") as f:
-            f.write(data)
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            message = f"{path}: cannot open for writing ({e.strerror})"
+            raise InvalidArgumentError(message) from None
 
     def _repr_svg_(self) -> Optional[str]:
         return self.svg()

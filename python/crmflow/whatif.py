@@ -818,8 +818,8 @@ def _event_for(activity_kind: str, name: str, state: str,
                by_target: Mapping[Tuple[str, str], str]) -> Optional[str]:
     if activity_kind == "event":
         return name
-    if name == state:
-        return None
+    # A row repeating the state fires the self-loop when there is one (as
+    # conformance takes it); otherwise it is a repeat and moves nothing.
     return by_target.get((state, name))
 
 

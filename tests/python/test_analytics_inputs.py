@@ -534,3 +534,70 @@ class TestAttributesAsTheCsvReader:
             assert [2, 1, 2] == out[["cases", "breached",
                                      "without_flag"]].iloc[0].tolist()
             assert 0.5 == out["rate"].iloc[0]
+
+
+class TestWhatIfReadsAsConformance:
+    def test_a_repeated_state_fires_the_self_loop(self):
+        """
+        new, open, open, closed with a note: open -> open self-loop: the
+        second "open" is the note, in conformance and in what-if alike.
+        """
+        wf = crmflow.Workflow.from_dict({
+            "name": "w",
+            "states": [{"name": "new", "role": "initial"},
+                       {"name": "open"},
+                       {"name": "closed", "role": "terminal"}],
+            "transitions": [
+                {"event": "open", "from": "new", "to": "open"},
+                {"event": "note", "from": "open", "to": "open"},
+                {"event": "close", "from": "open", "to": "closed"}]})
+        df = pd.DataFrame({
+            "case_id": ["c1"] * 4,
+            "activity": ["new", "open", "open", "closed"],
+            "timestamp": pd.date_range("2021-01-01", periods=4, freq="h",
+                                       tz="UTC")})
+        log = EventLog.from_dataframe(df)
+
+        edges = log.conformance(wf, activity_kind="state").edge_counts()
+        r = analytics.what_if(log, wf, wf, activity_kind="state",
+                              count_events=["note"])
+
+        assert [1] == edges.loc[edges["event"] == "note", "count"].tolist()
+        totals = r.totals.set_index("metric")
+        assert 1 == totals.loc["events_note", "before"]
+
+    @pytest.mark.parametrize("activity", ["state", "event"])
+    def test_a_log_from_the_engine(self, activity):
+        """
+        The engine's own history fits its workflow in what-if as in
+        conformance: 1000 Olist orders, no deviation.
+        """
+        with crmflow.Engine() as crm:
+            crm.import_preset("olist-orders")
+            wf = crm.workflow("sales_order")
+            log = EventLog.from_engine(crm, "sales_order", activity=activity)
+
+            conformance = log.conformance(wf).summary()
+            before = analytics.what_if(log, wf, wf).before.summary()
+
+        assert (1000, {}) == (conformance["fitting_cases"],
+                              conformance["deviations"])
+        assert (1000, {}) == (before["fitting_cases"], before["deviations"])
+
+
+def test_breach_rates_need_a_segment():
+    log = EventLog.from_dataframe(_frame(["2021-01-01T10:00:00Z"],
+                                         flag=["true"]),
+                                  attributes=["flag"])
+    with pytest.raises(crmflow.InvalidArgumentError,
+                       match="non-empty list"):
+        log.sla_breach_rates([], "flag")
+
+
+def test_diagram_into_a_missing_folder(tmp_path):
+    from crmflow import diagrams
+
+    d = diagrams.workflow_diagram(crmflow.templates.load("complaint"))
+    with pytest.raises(crmflow.InvalidArgumentError,
+                       match="cannot open for writing"):
+        d.save(tmp_path / "no" / "such" / "w.dot")
