@@ -771,7 +771,12 @@ std::string EventLogToCsv(const EventLog& log, char delimiter) {
   }
   for (int i = 0; i < log.num_attributes(); ++i) {
     out.push_back(delimiter);
-    AppendField(&out, log.attribute_name(i), delimiter);
+    // An attribute named like a fixed column (XES may have one) is written
+    // apart, or a reader would take the first of two equal names.
+    const std::string& name = log.attribute_name(i);
+    const bool taken = std::find(std::begin(fixed), std::end(fixed), name) !=
+                       std::end(fixed);
+    AppendField(&out, taken ? "attribute:" + name : name, delimiter);
   }
   out.push_back('\n');
   for (int32_t c = 0; c < log.num_cases(); ++c) {

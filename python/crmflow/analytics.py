@@ -913,8 +913,9 @@ class EventLog:
         Returns the events, by case then time: case_id, activity,
         resource, lifecycle (categoricals; missing is NaN in the category,
         never in a count), time (``datetime64[us, UTC]``), row (the input
-        row) and one categorical column of text per attribute.  Cases
-        without events cannot appear (see :attr:`case_ids`).
+        row) and one categorical column of text per attribute (an XES
+        attribute named like one of those columns is ``attribute:NAME``).
+        Cases without events cannot appear (see :attr:`case_ids`).
         """
         if self._frame is None:
             cols = self._cols()
@@ -928,6 +929,9 @@ class EventLog:
                 "row": _ints(cols["row"]),
             }
             for name, codes, names in cols["attributes"]:
+                # An XES attribute may carry one of the log's own names.
+                if name in _OWN_COLUMNS:
+                    name = f"attribute:{name}"
                 frame[name] = _categorical(codes, names)
             self._frame = pd.DataFrame(frame, copy=False)  # fresh arrays
         return self._frame.copy()

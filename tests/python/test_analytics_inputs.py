@@ -601,3 +601,35 @@ def test_diagram_into_a_missing_folder(tmp_path):
     with pytest.raises(crmflow.InvalidArgumentError,
                        match="cannot open for writing"):
         d.save(tmp_path / "no" / "such" / "w.dot")
+
+
+def test_xes_attributes_named_like_the_logs_columns(tmp_path):
+    """
+    An XES event attribute "resource" beside org:resource, and one named
+    "timestamp": both kept apart from the log's own columns, in the
+    DataFrame and in a CSV that reads back.
+    """
+    path = tmp_path / "a.xes"
+    path.write_text(
+        '<log><trace><string key="concept:name" value="t1"/><event>'
+        '<string key="concept:name" value="A"/>'
+        '<date key="time:timestamp" value="2021-01-01T00:00:00Z"/>'
+        '<string key="org:resource" value="ann"/>'
+        '<string key="resource" value="desk 4"/>'
+        '<string key="timestamp" value="yesterday"/>'
+        "</event></trace></log>", encoding="utf-8")
+    log = EventLog.from_xes(path)
+
+    df = log.to_dataframe()
+    log.to_csv(tmp_path / "a.csv")
+    back = EventLog.from_csv(
+        tmp_path / "a.csv", resource="resource",
+        attributes=["attribute:resource", "attribute:timestamp"])
+
+    assert ["ann"] == df["resource"].astype(str).tolist()
+    assert ["desk 4"] == df["attribute:resource"].astype(str).tolist()
+    assert pd.Timestamp("2021-01-01", tz="UTC") == df["time"].iloc[0]
+    b = back.to_dataframe()
+    assert ["ann"] == b["resource"].astype(str).tolist()
+    assert ["desk 4"] == b["attribute:resource"].astype(str).tolist()
+    assert ["yesterday"] == b["attribute:timestamp"].astype(str).tolist()
