@@ -154,6 +154,12 @@ Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
   if (offset.is_none()) {
     auto r = zone.FromCivil(y, mo, d, h, mi, s, us);
     if (!r.ok()) ThrowStatus(r.status());
+    // The zone's offset can carry year 1 or 9999 out of the range (in
+    // Berlin, 0001-01-01 00:00 local is in year 0 UTC).
+    if (!r.value().InRange()) {
+      ThrowInvalid(std::string(what) + ": time out of range in UTC "
+                   "(expected 0001-01-01 to 9999-12-31)");
+    }
     return r.value();
   }
   auto r = Timestamp::FromCivilUtc(y, mo, d, h, mi, s, us);

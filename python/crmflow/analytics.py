@@ -213,6 +213,11 @@ def _blank_missing(series: pd.Series) -> pd.Series:
     Returns an optional column with empty texts as missing values, as the
     CSV reader reads empty cells.
     """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # to_dataframe() gives categoricals: keep them, drop "" as a value.
+        if "" in series.cat.categories:
+            return series.cat.remove_categories([""])
+        return series
     if series.dtype != object and not pd.api.types.is_string_dtype(
             series.dtype):
         return series

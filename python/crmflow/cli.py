@@ -666,7 +666,8 @@ def _parser() -> argparse.ArgumentParser:
         default="collect",
         help="collect (default) leaves out each case that has an unusable "
         "row, lists those rows as rejects and imports the rest; raise "
-        "stops at the first unusable row and imports nothing",
+        "stops at the first unusable row and imports no row (the kind's "
+        "workflow is registered all the same)",
     )
     i.add_argument("file", help="the CSV file")
     i.set_defaults(run=_cmd_import)

@@ -1667,7 +1667,9 @@ class Engine(_core.Engine):
             name: A preset name, e.g. ``"olist-orders"``.
             path: The file; None imports the sample bundled with crmflow.
             on_error: ``"collect"`` (default) or ``"raise"``, as in
-                :meth:`import_event_log`.
+                :meth:`import_event_log`; the preset's workflow is
+                registered before the rows are read, also when they are
+                then refused.
 
         Raises:
             NotFoundError: Unknown preset or missing file.

@@ -92,7 +92,13 @@ def _micros(value: Any, name: str) -> int:
         if value.tzinfo is None:
             message = f"{name} must be an aware datetime (got {value})"
             raise InvalidArgumentError(message)
-        return (value - _EPOCH) // datetime.timedelta(microseconds=1)
+        micros = (value - _EPOCH) // datetime.timedelta(microseconds=1)
+        # An offset can carry year 1 or 9999 out of the range in UTC.
+        if not _FIRST_MICROS <= micros <= _LAST_MICROS:
+            message = f"{name}: time out of range in UTC (expected years " \
+                "1 to 9999)"
+            raise InvalidArgumentError(message)
+        return micros
     message = f"{name} must be a datetime or int microseconds (got " \
         f"{type(value).__name__})"
     raise InvalidArgumentError(message)
@@ -118,7 +124,29 @@ def _span(value: Any, name: str) -> int:
     return micros
 
 
+def _check_range(micros: np.ndarray, what: str) -> None:
+    """
+    Raises InvalidArgumentError naming the first of ``micros`` (int
+    microseconds UTC) outside years 1 to 9999.
+    """
+    bad = np.flatnonzero((micros < _FIRST_MICROS) | (micros > _LAST_MICROS))
+    if len(bad):
+        message = f"{what} {int(bad[0])} out of range (expected times in " \
+            "years 1 to 9999)"
+        raise InvalidArgumentError(message)
+
+
 def _utc(micros: int) -> datetime.datetime:
+    """
+    Returns a result in int microseconds UTC as an aware datetime.
+
+    Raises:
+        InvalidArgumentError: The result lies past year 9999 (a calendar
+            step from the end of the range).
+    """
+    if not _FIRST_MICROS <= int(micros) <= _LAST_MICROS:
+        message = "result out of range (expected a time in years 1 to 9999)"
+        raise InvalidArgumentError(message)
     return _EPOCH + datetime.timedelta(microseconds=int(micros))
 
 
@@ -237,8 +265,8 @@ class Calendar:
         after ``start`` (aware UTC).
 
         Raises:
-            InvalidArgumentError: A negative duration or a result beyond
-                50 years.
+            InvalidArgumentError: A negative duration, a result beyond
+                50 years or past year 9999.
         """
         return _utc(self._core.add(_micros(start, "start"),
                                    _span(business, "business")))
@@ -251,9 +279,12 @@ class Calendar:
         arr = np.asarray(starts)
         if np.issubdtype(arr.dtype, np.datetime64):
             arr = arr.astype("datetime64[us]").view(np.int64)
-        out = self._core.add_many(arr.astype(np.int64),
-                                  _span(business, "business"))
-        return np.asarray(out).view("datetime64[us]")
+        arr = arr.astype(np.int64)
+        _check_range(arr, "start")
+        out = np.asarray(self._core.add_many(arr,
+                                             _span(business, "business")))
+        _check_range(out, "result")
+        return out.view("datetime64[us]")
 
     def between(self, a: TimeLike, b: TimeLike) -> datetime.timedelta:
         """
