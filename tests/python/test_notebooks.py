@@ -38,3 +38,30 @@ class TestNotebooks:
             for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", [])
         )
+
+    @pytest.mark.parametrize(
+        "path", [p for p in NOTEBOOKS if "CRMFLOW_SHARED_DATA" in
+                 p.read_text(encoding="utf-8")], ids=lambda p: p.name)
+    def test_missing_data_names_the_variable(self, path, tmp_path,
+                                             monkeypatch):
+        """
+        Pointed at an empty folder, a notebook that needs the shared data
+        stops at once with a FileNotFoundError that says what to set.
+        """
+        from nbclient.exceptions import CellExecutionError
+
+        nb = nbformat.read(path, as_version=4)
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        monkeypatch.setenv("CRMFLOW_SHARED_DATA", str(empty))
+        client = NotebookClient(
+            nb, timeout=600, kernel_name="python3",
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
+
+        with pytest.raises(CellExecutionError) as e:
+            client.execute()
+
+        assert "FileNotFoundError" in str(e.value)
+        assert str(empty) in str(e.value)
+        assert "set CRMFLOW_SHARED_DATA" in str(e.value)
