@@ -117,11 +117,6 @@ py::object DatetimeFromTimestamp(Timestamp t) {
   return py::reinterpret_steal<py::object>(dt);
 }
 
-// The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, the
-// range every stored time must stay in (its text form is fixed-width).
-constexpr int64_t kMinMicros = -62135596800LL * 1000000;
-constexpr int64_t kMaxMicros = 253402300800LL * 1000000 - 1;
-
 // Converts a Python time argument: int microseconds UTC, aware datetime, or
 // naive datetime read in `zone`.  `what` names the argument in errors.
 Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
@@ -129,8 +124,8 @@ Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
   if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
-    if (overflow != 0 || (v == -1 && PyErr_Occurred()) || v < kMinMicros ||
-        v > kMaxMicros) {
+    if (overflow != 0 || (v == -1 && PyErr_Occurred()) ||
+        !Timestamp{v}.InRange()) {
       PyErr_Clear();
       ThrowInvalid(std::string(what) + ": integer time out of range "
                    "(expected microseconds between 0001-01-01 and "
@@ -170,7 +165,7 @@ Timestamp TimestampFromPython(py::handle obj, const TimeZone& zone,
                     1000000 +
                 PyDateTime_DELTA_GET_MICROSECONDS(offset.ptr());
   const int64_t micros = r.value().micros - off;
-  if (micros < kMinMicros || micros > kMaxMicros) {
+  if (!Timestamp{micros}.InRange()) {
     ThrowInvalid(std::string(what) + ": time out of range in UTC "
                  "(expected 0001-01-01 to 9999-12-31)");
   }
@@ -1094,7 +1089,7 @@ std::vector<int64_t> TimeColumn(py::handle times, size_t n,
       // The common case, without TimestampFromPython's checks.
       int overflow = 0;
       long long v = PyLong_AsLongLongAndOverflow(t, &overflow);
-      if (overflow != 0 || v < kMinMicros || v > kMaxMicros) {
+      if (overflow != 0 || !Timestamp{v}.InRange()) {
         ThrowInvalid("times: integer time out of range (expected "
                      "microseconds between 0001-01-01 and 9999-12-31)");
       }

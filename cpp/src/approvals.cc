@@ -91,20 +91,17 @@ StatusOr<Timestamp> ParseTime(const std::string& text, std::string_view what) {
 // 9999-12-31T23:59:59.999999Z.  The engine takes any explicit time as
 // given (replays and backdated imports need that), so approvals refuse
 // only what cannot be stored as the fixed-width time text: a time outside
-// this range would be written but never read back.
-constexpr int64_t kFirstMicros = -62135596800000000;
-constexpr int64_t kLastMicros = 253402300799999999;
-
+// this range (Timestamp::InRange) would be written but never read back.
 Status CheckSupported(const std::string& what, Timestamp t) {
-  if (t.micros >= kFirstMicros && t.micros <= kLastMicros) {
+  if (t.InRange()) {
     return Status::Ok();
   }
   return Status(Code::kInvalidArgument,
                 what + " time " + std::to_string(t.micros) +
                     " microseconds since 1970 is outside the supported "
                     "range " +
-                    Timestamp{kFirstMicros}.ToIso() + " to " +
-                    Timestamp{kLastMicros}.ToIso());
+                    Timestamp{Timestamp::kMinMicros}.ToIso() + " to " +
+                    Timestamp{Timestamp::kMaxMicros}.ToIso());
 }
 
 constexpr const char* kSchemaSql =

@@ -30,8 +30,6 @@ constexpr int64_t kMicrosPerHour = 60 * kMicrosPerMinute;
 constexpr int64_t kMicrosPerDay = 24 * kMicrosPerHour;
 constexpr int64_t kMicrosPerWeek = 7 * kMicrosPerDay;
 // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z (value.h's range).
-constexpr int64_t kMinTimestamp = -62135596800000000;
-constexpr int64_t kMaxTimestamp = 253402300799999999;
 // The smallest scale of a quotient.
 constexpr int kDivScale = 6;
 constexpr int kMaxScale = 18;
@@ -2281,7 +2279,7 @@ class Evaluator {
   }
 
   bool CheckTime(size_t offset, int64_t micros, Val* out) {
-    if (micros < kMinTimestamp || micros > kMaxTimestamp) {
+    if (!Timestamp{micros}.InRange()) {
       return Fail(offset, "timestamp out of range (years 0001 to 9999)");
     }
     *out = TimeVal(micros);

@@ -319,8 +319,9 @@ struct Scheduler::Impl {
     // A due time past the last supported instant (9999-12-31T23:59:59.
     // 999999Z) is never reached: no timer, rather than one whose text
     // does not sort among the others.
-    constexpr int64_t kLastMicros = 253402300799999999;
-    if (due.micros > kLastMicros) return CancelStep(id, policy, step);
+    if (due.micros > Timestamp::kMaxMicros) {
+      return CancelStep(id, policy, step);
+    }
     sqlite3_stmt* s = Prepare(kUpsertTimer);
     if (s == nullptr) return StoreError("arm timer");
     BindText(s, 1, id);

@@ -10,6 +10,11 @@ from typing import Any
 
 from crmflow._errors import InvalidArgumentError
 
+# The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in
+# microseconds: the range the core keeps times in.
+_FIRST_MICROS = -62_135_596_800 * 10**6
+_LAST_MICROS = 253_402_300_800 * 10**6 - 1
+
 
 def _check_str(value: Any, name: str, *, empty: bool = False) -> str:
     """

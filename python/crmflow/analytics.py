@@ -62,6 +62,13 @@ import numpy as np
 
 from crmflow import _pandas as pd  # pandas on first use
 from crmflow import _core
+from crmflow._args import (
+    _FIRST_MICROS,
+    _LAST_MICROS,
+    _check_str,
+    _not_utf8,
+    _path_arg,
+)
 from crmflow._errors import InvalidArgumentError, ParseError
 from crmflow.workflow import Workflow
 
@@ -242,8 +249,6 @@ def _case_list(cases: Any) -> List[str]:
         InvalidArgumentError: Not a list, or an id that is missing, empty
             or not valid UTF-8; the message names its position.
     """
-    from crmflow._args import _check_str
-
     if isinstance(cases, (str, bytes)) or not isinstance(cases, Iterable):
         message = "cases must be a list of case ids (got " \
             f"{type(cases).__name__})"
@@ -256,9 +261,6 @@ def _case_list(cases: Any) -> List[str]:
     return out
 
 
-# Instants the product keeps: years 1 to 9999 UTC, in microseconds.
-_MIN_MICROS = -62_135_596_800 * 10**6  # 0001-01-01T00:00:00Z
-_MAX_MICROS = 253_402_300_800 * 10**6 - 1  # 9999-12-31T23:59:59.999999Z
 # Names of the ISO 8601 reading in time_format (pandas spells it ISO8601).
 _ISO_NAMES = ("", "iso", "iso8601")
 
@@ -320,7 +322,7 @@ def _micros(series: pd.Series, time_format: str, time_zone: str
         out = np.full(len(series), _NAT, dtype=np.int64)
     elif pd.api.types.is_unsigned_integer_dtype(dtype):
         raw = series.to_numpy(dtype=np.uint64, na_value=0)
-        out = np.where(raw > np.uint64(_MAX_MICROS), _NAT,
+        out = np.where(raw > np.uint64(_LAST_MICROS), _NAT,
                        raw.astype(np.int64))
     elif pd.api.types.is_integer_dtype(dtype):
         out = series.to_numpy(dtype=np.int64, na_value=_NAT)
@@ -352,7 +354,7 @@ def _micros(series: pd.Series, time_format: str, time_zone: str
             out[others[naive]] = _core.localize_times(out[others[naive]],
                                                       time_zone)
     out = np.where(present, out, _NAT)
-    out[(out != _NAT) & ((out < _MIN_MICROS) | (out > _MAX_MICROS))] = _NAT
+    out[(out != _NAT) & ((out < _FIRST_MICROS) | (out > _LAST_MICROS))] = _NAT
     for i in np.flatnonzero(present & (out == _NAT)).tolist():
         if i not in reasons:
             reasons[i] = f"time {_label(series.iloc[i])} out of range or " \
@@ -626,8 +628,6 @@ class EventLog:
                 format or zone is unknown, or an option is malformed.
             ParseError: A bad row under ``on_error="raise"``.
         """
-        from crmflow._args import _path_arg
-
         path = _path_arg(path)
         if on_error not in _ON_ERROR:
             message = f'on_error "{on_error}" unknown (expected raise or ' \
@@ -642,8 +642,6 @@ class EventLog:
         _check_attribute_names(attributes)
         if isinstance(null_values, str):
             null_values = [null_values]
-        from crmflow._args import _check_str
-
         nulls = [_check_str(v, f"null_values[{i}]")
                  for i, v in enumerate(null_values)]
 
@@ -692,8 +690,6 @@ class EventLog:
             ParseError: Malformed XML or a missing required attribute
                 (``file:line:column: ...``).
         """
-        from crmflow._args import _path_arg
-
         path = _path_arg(path)
         core = _with_progress(
             lambda: _core.EventLog.read_xes(path), path, progress
@@ -763,8 +759,6 @@ class EventLog:
         strict = on_error == "raise"
 
         # Required values: find the bad rows once, vectorised.
-        from crmflow._args import _check_str
-
         _check_str(time_zone, "time_zone")
         micros, present, reasons = _micros(df[time], time_format, time_zone)
         case_codes, case_names = _factorize(df[case])
@@ -1117,8 +1111,6 @@ class EventLog:
         """
         if isinstance(milestones, str):
             milestones = [milestones]
-        from crmflow._args import _not_utf8
-
         names = list(milestones) if hasattr(milestones, "__iter__") else None
         if names is None or not all(
                 isinstance(m, str) and not _not_utf8(m) for m in names):

@@ -41,6 +41,7 @@ import numpy as np
 from crmflow import _pandas as pd  # pandas on first use
 
 from crmflow import _core
+from crmflow._args import _FIRST_MICROS, _LAST_MICROS
 from crmflow._errors import InvalidArgumentError
 
 __all__ = [
@@ -55,10 +56,6 @@ __all__ = [
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _NAT = np.iinfo(np.int64).min
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# The instants of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z,
-# the range the core stores times in.
-_FIRST_MICROS = -62135596800000000
-_LAST_MICROS = 253402300799999999
 
 TimeLike = Union[datetime.datetime, int, str]
 
